@@ -1,0 +1,32 @@
+# Two commands set up everything on a fresh machine:
+#   make demo   -> creates .venv, installs yololab, runs the demo, writes runs/demo/
+#   make test   -> creates .venv, installs yololab with test extras and the reference packages, runs pytest
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# torch first, pinned to the build that lies on this machine's disk (other versions download GBs)
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e ".[dev]"
+	# reference implementations for the parity tests and side-by-side benchmarks; --no-deps because
+	# both pull opencv-python, which clashes with opencv-python-headless (see DESIGN.md)
+	$(BIN)/pip install --no-deps ultralytics==8.4.190 ultralytics-thop yolov5==7.0.14
+	$(BIN)/pip install pandas seaborn thop requests psutil scipy polars py-cpuinfo "setuptools<81"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/yololab demo --out runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
