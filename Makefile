@@ -10,7 +10,6 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
 	# torch first, pinned to the build that lies on this machine's disk (other versions download GBs)
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -e ".[dev]"
