@@ -1,0 +1,130 @@
+"""Tests of yololab.models.inspect: tracing, tables and the `yololab models` commands.
+
+A tiny detector built here from torch.nn modules (following yololab.models.base.Detector) makes the
+tracing tests independent of the zoo; the zoo tests then check the real models.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from torch import nn
+
+from yololab.models.base import Detector, ModelMeta
+from yololab.models.inspect import INPUT, fmt_shape, format_summary, trace_model
+
+
+class Concat(nn.Module):
+    def forward(self, xs):
+        return torch.cat(xs, 1)
+
+
+def conv(c1, c2, s=1):
+    return nn.Sequential(nn.Conv2d(c1, c2, 3, s, 1, bias=False), nn.BatchNorm2d(c2), nn.SiLU())
+
+
+class ToyBackbone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.b0 = conv(3, 4, 2)   # /2
+        self.b1 = conv(4, 8, 2)   # /4
+        self.b2 = conv(8, 8, 2)   # /8  -> P3
+        self.b3 = conv(8, 16, 2)  # /16 -> P4
+
+    def forward(self, x):
+        p3 = self.b2(self.b1(self.b0(x)))
+        return [p3, self.b3(p3)]
+
+
+class ToyNeck(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2)
+        self.cat1 = Concat()
+        self.c1 = conv(24, 8)      # P3 out
+        self.down = conv(8, 8, 2)
+        self.cat2 = Concat()
+        self.c2 = conv(24, 16)     # P4 out
+
+    def forward(self, feats):
+        p3, p4 = feats
+        n3 = self.c1(self.cat1([self.up(p4), p3]))
+        n4 = self.c2(self.cat2([self.down(n3), p4]))
+        return [n3, n4]
+
+
+class ToyHead(nn.Module):
+    def __init__(self, nc=2):
+        super().__init__()
+        self.no = 4 + nc
+        self.m = nn.ModuleList([nn.Conv2d(8, self.no, 1), nn.Conv2d(16, self.no, 1)])
+
+    def forward(self, maps):
+        out = [m(x) for m, x in zip(self.m, maps)]
+        if self.training:
+            return out
+        return torch.cat([o.flatten(2) for o in out], 2)
+
+
+def toy_detector() -> Detector:
+    meta = ModelMeta(name="toy", family="toy", scale="", num_classes=2, strides=[8, 16], anchor_based=False,
+                     backbone="4 convs", neck="FPN+PAN", head="1x1 convs")
+    layers = ["backbone.b0", "backbone.b1", "backbone.b2", "backbone.b3",
+              "neck.up", "neck.cat1", "neck.c1", "neck.down", "neck.cat2", "neck.c2", "head"]
+    return Detector(ToyBackbone(), ToyNeck(), ToyHead(), meta, layers)
+
+
+def test_trace_toy_shapes_edges_params():
+    model = toy_detector()
+    t = trace_model(model, imgsz=64)
+    assert [b.group for b in t.blocks] == ["backbone"] * 4 + ["neck"] * 6 + ["head"]
+    assert [b.type for b in t.blocks][4:6] == ["Upsample", "Concat"]
+    assert t.blocks[0].inputs == [INPUT]
+    assert fmt_shape(t.blocks[2].out_shapes[0]) == "8x8x8"  # P3 at stride 8 of 64
+    # data flow: skip edge backbone P3 -> concat, concat takes upsample + P3, head reads both outputs
+    assert t.blocks[5].inputs == [4, 2]
+    assert t.blocks[8].inputs == [7, 3]
+    assert t.blocks[10].inputs == [6, 9]
+    assert (3, 4) in t.edges and (2, 5) in t.edges and (-1, 0) in t.edges
+    assert len(t.edges) == 1 + 3 + 1 + 2 + 1 + 1 + 2 + 1 + 2  # every received tensor, by source
+    # every parameter belongs to exactly one block here
+    assert sum(b.params for b in t.blocks) == t.params == sum(p.numel() for p in model.parameters())
+    assert t.blocks[4].params == 0 and t.blocks[4].flops == 0
+    # conv FLOPs: 2 * Cout * Cin * k * k * Hout * Wout
+    assert t.blocks[0].flops == 2 * 4 * 3 * 9 * 32 * 32
+    assert sum(b.flops for b in t.blocks) == t.flops
+    assert model.training  # the mode is restored
+
+
+def test_trace_meta_device_matches_cpu():
+    cpu = trace_model(toy_detector(), imgsz=64)
+    with torch.device("meta"):
+        model = toy_detector()
+    meta = trace_model(model, imgsz=64)
+    assert [(b.inputs, b.out_shapes, b.params, b.flops) for b in meta.blocks] == \
+           [(b.inputs, b.out_shapes, b.params, b.flops) for b in cpu.blocks]
+
+
+def test_trace_rejects_bad_reference_layers():
+    from yololab.errors import ConfigError
+
+    model = toy_detector()
+    model.reference_layers.append("neck.nope")
+    with pytest.raises(ConfigError, match="neck.nope"):
+        trace_model(model, 64)
+    model.reference_layers[-1] = "neck"  # exists, but is that a block? it runs, so it is accepted
+    trace_model(model, 64)
+    unused = toy_detector()
+    unused.neck.spare = nn.Conv2d(1, 1, 1)
+    unused.reference_layers.append("neck.spare")
+    with pytest.raises(ConfigError, match="never ran"):
+        trace_model(unused, 64)
+
+
+def test_summary_text_toy():
+    text = format_summary(trace_model(toy_detector(), imgsz=64))
+    assert "backbone" in text and "neck" in text and "head" in text
+    assert "16x4x4 -> 16x8x8" in text  # the upsample
+    assert "model total (11 blocks)" in text
