@@ -17,6 +17,7 @@ Other modules rely on this contract (see DESIGN.md):
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -67,3 +68,20 @@ class Detector(nn.Module):
 
         fuse_conv_bn_modules(self)
         return self
+
+
+# --- compound scaling, shared by the families (same rules as the yolov5 / Ultralytics YAML parsers) ---
+
+def make_divisible(x: float, divisor: int = 8) -> int:
+    """Smallest multiple of ``divisor`` that is >= x (channel counts stay friendly to hardware)."""
+    return int(math.ceil(x / divisor) * divisor)
+
+
+def scale_width(channels: int, width: float, max_channels: float = math.inf) -> int:
+    """Channels of a layer at a given width multiple: ``make_divisible(min(c, max_channels) * width, 8)``."""
+    return make_divisible(min(channels, max_channels) * width, 8)
+
+
+def scale_depth(n: int, depth: float) -> int:
+    """Repeats of a block at a given depth multiple: ``max(round(n * depth), 1)``; a single block stays single."""
+    return max(round(n * depth), 1) if n > 1 else n
