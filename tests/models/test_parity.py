@@ -85,3 +85,9 @@ def assert_parity(ours: nn.Module, ref: nn.Module, imgsz: int = 640) -> float:
 @pytest.mark.parametrize("name", ["yolov8n", "yolov8s"])
 def test_yolov8_parity(name):
     assert_parity(build_model(name), ultralytics_model(f"{name}.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["yolo11n", "yolo11s"])
+def test_yolo11_parity(name):
+    assert_parity(build_model(name), ultralytics_model(f"{name}.yaml"))
