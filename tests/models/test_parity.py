@@ -91,3 +91,9 @@ def test_yolov8_parity(name):
 @pytest.mark.parametrize("name", ["yolo11n", "yolo11s"])
 def test_yolo11_parity(name):
     assert_parity(build_model(name), ultralytics_model(f"{name}.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["yolov5n", "yolov5s"])
+def test_yolov5_parity(name):
+    assert_parity(build_model(name), yolov5_model(f"{name}.yaml"))
