@@ -87,6 +87,10 @@ def read_image(path: str | Path) -> np.ndarray:
     if buf.size == 0:
         raise DataError(f"{path}: empty file, not an image")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # applies EXIF orientation, converts to 3 channels
+    if img is None and buf[:2].tobytes() == b"\xff\xd8" and buf[-2:].tobytes() != b"\xff\xd9":
+        # A JPEG cut short: OpenCV refuses it, but given its end marker back, libjpeg decodes what
+        # is there and fills the missing rows with grey (the same recovery Ultralytics does).
+        img = cv2.imdecode(np.concatenate([buf, np.frombuffer(b"\xff\xd9", np.uint8)]), cv2.IMREAD_COLOR)
     if img is None:
         raise DataError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
     return img
@@ -116,8 +120,9 @@ def check_image(path: str | Path, decode: bool = False) -> ImageCheck:
         with Image.open(path) as im:
             fmt = im.format
             w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
             im.verify()  # PNG: every chunk and CRC up to IEND; others: structure only
+        with Image.open(path) as im:  # verify() leaves the file unusable: open again for EXIF
+            orientation = im.getexif().get(0x0112, 1)
     except UnidentifiedImageError:
         return fail("not an image (format not recognised)")
     except Exception as e:  # PIL raises many kinds (SyntaxError, OSError, struct.error...) on bad data
@@ -139,6 +144,12 @@ def check_image(path: str | Path, decode: bool = False) -> ImageCheck:
     if max(w / h, h / w) > MAX_ASPECT:
         warnings.append(f"{path}: extreme aspect ratio {w}x{h}")
     if decode:
+        if not warnings or fmt not in ("JPEG", "MPO"):  # a JPEG cut short fails here by design
+            try:
+                with Image.open(path) as im:
+                    im.load()  # full decode: raises on corrupt data inside the file
+            except Exception as e:
+                return fail(f"corrupt image data: {e}")
         try:
             img = read_image(path)
         except DataError as e:
