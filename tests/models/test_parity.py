@@ -97,3 +97,10 @@ def test_yolo11_parity(name):
 @pytest.mark.parametrize("name", ["yolov5n", "yolov5s"])
 def test_yolov5_parity(name):
     assert_parity(build_model(name), yolov5_model(f"{name}.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, yaml", [("yolov3", "hub/yolov3.yaml"), ("yolov3-tiny", "hub/yolov3-tiny.yaml")])
+def test_yolov3_parity(name, yaml):
+    """The yolov5-style YOLOv3s equal the yolov5 package's hub models (same SiLU, decode and zero pad)."""
+    assert_parity(build_model(name, style="yolov5"), yolov5_model(yaml))
