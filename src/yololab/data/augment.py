@@ -1,0 +1,276 @@
+"""Training augmentations for detection: letterbox, random affine/perspective, HSV, flips, mixup and
+Albumentations' photometric extras, with the boxes carried through every geometric step.
+
+Conventions used by every function here:
+
+* images are ``(H, W, 3)`` uint8 BGR NumPy arrays, and stay uint8 from decoding to the batch (no
+  float copies of whole images: OpenCV warps, look-up tables and ``cv2.addWeighted`` work on uint8);
+* boxes are ``(N, 4)`` float32 ``x1, y1, x2, y2`` in pixels of the current image, classes ``(N,)``
+  float32; a function that moves pixels returns the moved boxes, clipped to the image, with the boxes
+  that became degenerate removed by :func:`box_candidates` (Ultralytics' rule);
+* randomness comes only from the ``numpy.random.Generator`` passed in, so a sample is a pure
+  function of its generator's seed (see ``DetectionDataset`` for how seeds are chosen).
+
+Every probability and range is a field of :class:`AugmentConfig`, whose defaults are those of
+Ultralytics (``ultralytics/cfg/default.yaml``; Albumentations probabilities from its
+``Albumentations`` class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import cv2
+import numpy as np
+
+from yololab.errors import ConfigError
+
+PAD_VALUE = 114  # grey used for letterbox borders, mosaic gaps and warp borders (as YOLOv5/v8)
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation hyperparameters (defaults: Ultralytics)."""
+
+    hsv_h: float = 0.015      # hue shift, fraction of the hue circle (+/-)
+    hsv_s: float = 0.7        # saturation gain (+/- fraction)
+    hsv_v: float = 0.4        # value (brightness) gain (+/- fraction)
+    degrees: float = 0.0      # rotation (+/- degrees)
+    translate: float = 0.1    # translation (+/- fraction of the image side)
+    scale: float = 0.5        # scale gain (+/- fraction)
+    shear: float = 0.0        # shear (+/- degrees)
+    perspective: float = 0.0  # perspective (+/- fraction; 0 - 0.001 is typical)
+    flipud: float = 0.0       # probability of a vertical flip
+    fliplr: float = 0.5       # probability of a horizontal flip
+    mosaic: float = 1.0       # probability of a 4-image mosaic
+    mixup: float = 0.0        # probability of mixing with a second (mosaic) sample
+    close_mosaic: int = 10    # turn mosaic and mixup off for the last N epochs (0: never)
+    # Albumentations photometric extras (probabilities; Ultralytics' values)
+    blur: float = 0.01
+    median_blur: float = 0.01
+    to_gray: float = 0.01
+    clahe: float = 0.01
+    brightness_contrast: float = 0.0
+    gamma: float = 0.0
+    jpeg: float = 0.0         # JPEG re-compression, quality 75-100
+    # box candidate rule after a geometric transform (Ultralytics' box_candidates)
+    min_box_wh: float = 2.0      # pixels: narrower or lower boxes are dropped
+    min_area_ratio: float = 0.1  # boxes keeping less than this fraction of their (scaled) area are dropped
+    max_aspect: float = 100.0    # boxes longer than this ratio are dropped
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "hyperparameters") -> "AugmentConfig":
+        """Build from a mapping (e.g. a YAML file); unknown keys are an error naming the key."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for k, v in d.items():
+            if k not in known:
+                raise ConfigError(f"{where}: unknown augmentation field '{k}' (known: {', '.join(known)})")
+            try:
+                kwargs[k] = int(v) if known[k].type in ("int", int) else float(v)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: field '{k}' must be a number, got {v!r}") from None
+        return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Letterbox
+
+
+def letterbox(img: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True,
+              color: int = PAD_VALUE) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
+    """Resize keeping the aspect ratio, then pad to ``new_shape`` (h, w) with grey.
+
+    Returns (image, (gain_w, gain_h), (pad_left, pad_top)): a pixel ``x`` of the input lands on
+    ``x * gain_w + pad_left``. The gains are those of the actual integer size, so the mapping is exact.
+    """
+    h0, w0 = img.shape[:2]
+    nh, nw = new_shape
+    r = min(nh / h0, nw / w0)
+    if not scaleup:
+        r = min(r, 1.0)
+    w, h = max(1, int(round(w0 * r))), max(1, int(round(h0 * r)))
+    if (w, h) != (w0, h0):
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    dw, dh = nw - w, nh - h
+    left, top = int(round(dw / 2 - 0.1)), int(round(dh / 2 - 0.1))
+    if dw or dh:
+        img = cv2.copyMakeBorder(img, top, dh - top, left, dw - left, cv2.BORDER_CONSTANT,
+                                 value=(color, color, color))
+    return img, (w / w0, h / h0), (left, top)
+
+
+def unletterbox_boxes(boxes: np.ndarray, gain: tuple[float, float], pad: tuple[int, int]) -> np.ndarray:
+    """Map ``x1, y1, x2, y2`` boxes of a letterboxed image back to the original image's pixels."""
+    out = np.asarray(boxes, np.float64).copy()
+    out[:, [0, 2]] = (out[:, [0, 2]] - pad[0]) / gain[0]
+    out[:, [1, 3]] = (out[:, [1, 3]] - pad[1]) / gain[1]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry
+
+
+def box_candidates(before: np.ndarray, after: np.ndarray, min_wh: float = 2.0, min_area_ratio: float = 0.1,
+                   max_aspect: float = 100.0, eps: float = 1e-16) -> np.ndarray:
+    """Which boxes survive a transform: at least ``min_wh`` pixels wide and high, at least
+    ``min_area_ratio`` of their area before (already scaled by the transform's scale), and an aspect
+    ratio below ``max_aspect``. ``before``/``after``: (N, 4) xyxy. Returns a bool mask (N,)."""
+    w1, h1 = before[:, 2] - before[:, 0], before[:, 3] - before[:, 1]
+    w2, h2 = after[:, 2] - after[:, 0], after[:, 3] - after[:, 1]
+    aspect = np.maximum(w2 / (h2 + eps), h2 / (w2 + eps))
+    return (w2 > min_wh) & (h2 > min_wh) & (w2 * h2 / (w1 * h1 + eps) > min_area_ratio) & (aspect < max_aspect)
+
+
+def transform_boxes(boxes: np.ndarray, M: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Apply a 3x3 affine/perspective matrix to boxes: transform their 4 corners, take the enclosing
+    box, clip it to the ``width`` x ``height`` image."""
+    n = len(boxes)
+    if n == 0:
+        return boxes.reshape(0, 4).astype(np.float32)
+    xy = np.ones((n * 4, 3), np.float64)
+    xy[:, :2] = boxes[:, [0, 1, 2, 3, 0, 3, 2, 1]].reshape(n * 4, 2)  # corners x1y1, x2y2, x1y2, x2y1
+    xy = xy @ M.T
+    xy = xy[:, :2] / xy[:, 2:3] if M[2, 0] or M[2, 1] else xy[:, :2]
+    xy = xy.reshape(n, 4, 2)
+    out = np.concatenate([xy.min(1), xy.max(1)], 1)
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
+    return out.astype(np.float32)
+
+
+def random_affine(img: np.ndarray, cls: np.ndarray, boxes: np.ndarray, hyp: AugmentConfig,
+                  rng: np.random.Generator, border: tuple[int, int] = (0, 0)
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random perspective, rotation, scale, shear and translation in one warp.
+
+    The output is the input size plus ``2 * border`` (a mosaic canvas of 2s x 2s with border -s/2
+    gives an s x s image). The matrix is built as Ultralytics does: move the centre to the origin,
+    perspective, rotate and scale, shear, then translate back to a random point near the centre.
+    """
+    out_h, out_w = img.shape[0] + 2 * border[0], img.shape[1] + 2 * border[1]
+
+    C = np.eye(3)
+    C[0, 2], C[1, 2] = -img.shape[1] / 2, -img.shape[0] / 2
+    P = np.eye(3)
+    P[2, 0], P[2, 1] = rng.uniform(-hyp.perspective, hyp.perspective, 2)
+    R = np.eye(3)
+    angle = rng.uniform(-hyp.degrees, hyp.degrees)
+    s = rng.uniform(1 - hyp.scale, 1 + hyp.scale)
+    R[:2] = cv2.getRotationMatrix2D((0, 0), angle, s)
+    S = np.eye(3)
+    S[0, 1], S[1, 0] = np.tan(np.radians(rng.uniform(-hyp.shear, hyp.shear, 2)))
+    T = np.eye(3)
+    T[0, 2] = rng.uniform(0.5 - hyp.translate, 0.5 + hyp.translate) * out_w
+    T[1, 2] = rng.uniform(0.5 - hyp.translate, 0.5 + hyp.translate) * out_h
+    M = T @ S @ R @ P @ C  # right to left
+
+    fill = (PAD_VALUE, PAD_VALUE, PAD_VALUE)
+    if hyp.perspective:
+        img = cv2.warpPerspective(img, M, (out_w, out_h), borderValue=fill)
+    else:
+        img = cv2.warpAffine(img, M[:2], (out_w, out_h), borderValue=fill)
+
+    new = transform_boxes(boxes, M, out_w, out_h)
+    keep = box_candidates(boxes * s, new, hyp.min_box_wh, hyp.min_area_ratio, hyp.max_aspect)
+    return img, cls[keep], new[keep]
+
+
+def flip_lr(img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror left-right (exact: a box [x1, x2] becomes [W - x2, W - x1])."""
+    w = img.shape[1]
+    boxes = boxes.copy()
+    boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
+    return cv2.flip(img, 1), boxes
+
+
+def flip_ud(img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror top-bottom."""
+    h = img.shape[0]
+    boxes = boxes.copy()
+    boxes[:, [1, 3]] = h - boxes[:, [3, 1]]
+    return cv2.flip(img, 0), boxes
+
+
+# ---------------------------------------------------------------------------------------------
+# Photometric
+
+
+def augment_hsv(img: np.ndarray, hyp: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Random hue shift and saturation/value gains through one 256-entry look-up table per channel."""
+    if not (hyp.hsv_h or hyp.hsv_s or hyp.hsv_v):
+        return img
+    dh, gs, gv = rng.uniform(-1, 1, 3) * (hyp.hsv_h, hyp.hsv_s, hyp.hsv_v) + (0, 1, 1)
+    x = np.arange(256, dtype=np.float32)
+    lut = np.stack([(x + dh * 180) % 180, np.clip(x * gs, 0, 255), np.clip(x * gv, 0, 255)], 1)
+    lut = lut.astype(np.uint8).reshape(1, 256, 3)
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+    return cv2.cvtColor(cv2.LUT(hsv, lut), cv2.COLOR_HSV2BGR)
+
+
+def mixup(img1: np.ndarray, cls1: np.ndarray, boxes1: np.ndarray, img2: np.ndarray, cls2: np.ndarray,
+          boxes2: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MixUp (Zhang et al. 2018) as in YOLOv5/v8: blend two same-size images with r ~ Beta(32, 32)
+    (close to 0.5) and keep the boxes of both."""
+    r = rng.beta(32.0, 32.0)
+    img = cv2.addWeighted(img1, r, img2, 1 - r, 0)
+    return img, np.concatenate([cls1, cls2]), np.concatenate([boxes1, boxes2])
+
+
+class Photometric:
+    """Albumentations' pixel-level extras (blur, median blur, gray, CLAHE, brightness/contrast,
+    gamma, JPEG). None of them moves pixels, so boxes are untouched.
+
+    Built once per dataset (not per image). Each transform is decided with our generator and,
+    when it fires, seeded from it, so the result depends only on the sample's seed.
+    """
+
+    def __init__(self, hyp: AugmentConfig):
+        import os
+
+        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+        import albumentations as A
+
+        candidates = [
+            (hyp.blur, lambda: A.Blur(p=1.0)),
+            (hyp.median_blur, lambda: A.MedianBlur(p=1.0)),
+            (hyp.to_gray, lambda: A.ToGray(p=1.0)),
+            (hyp.clahe, lambda: A.CLAHE(p=1.0)),
+            (hyp.brightness_contrast, lambda: A.RandomBrightnessContrast(p=1.0)),
+            (hyp.gamma, lambda: A.RandomGamma(p=1.0)),
+            (hyp.jpeg, lambda: A.ImageCompression(quality_range=(75, 100), p=1.0)),
+        ]
+        self.transforms = [(p, make()) for p, make in candidates if p > 0]
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for p, t in self.transforms:
+            if rng.random() < p:
+                t.set_random_seed(int(rng.integers(2**31)))
+                img = t(image=img)["image"]
+        return img
+
+
+# ---------------------------------------------------------------------------------------------
+# Box formats
+
+
+def xyxy_to_xywhn(boxes: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Pixel x1y1x2y2 -> normalized centre-x, centre-y, width, height."""
+    out = np.empty_like(boxes, dtype=np.float32)
+    out[:, 0] = (boxes[:, 0] + boxes[:, 2]) / (2 * w)
+    out[:, 1] = (boxes[:, 1] + boxes[:, 3]) / (2 * h)
+    out[:, 2] = (boxes[:, 2] - boxes[:, 0]) / w
+    out[:, 3] = (boxes[:, 3] - boxes[:, 1]) / h
+    return out
+
+
+def xywhn_to_xyxy(boxes: np.ndarray, w: float, h: float, padw: float = 0.0, padh: float = 0.0) -> np.ndarray:
+    """Normalized centre-x, centre-y, width, height -> pixel x1y1x2y2 (plus an offset)."""
+    out = np.empty((len(boxes), 4), np.float32)
+    out[:, 0] = w * (boxes[:, 0] - boxes[:, 2] / 2) + padw
+    out[:, 1] = h * (boxes[:, 1] - boxes[:, 3] / 2) + padh
+    out[:, 2] = w * (boxes[:, 0] + boxes[:, 2] / 2) + padw
+    out[:, 3] = h * (boxes[:, 1] + boxes[:, 3] / 2) + padh
+    return out
+

@@ -1,0 +1,109 @@
+"""``yololab data preview``: a grid of dataset samples with their boxes and class names, before or
+after the training augmentations, to see what the model will be fed."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from yololab.data.augment import AugmentConfig
+from yololab.data.dataset import DEFAULT_CACHE_DIR, DetectionDataset
+from yololab.errors import DataError
+
+
+def _colour(c: int) -> tuple[int, int, int]:
+    """A stable, saturated BGR colour per class."""
+    hsv = np.uint8([[[(c * 47) % 180, 220, 255]]])
+    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+
+
+def draw_sample(img_rgb_chw: np.ndarray, cls: np.ndarray, bboxes: np.ndarray, names: list[str],
+                tile: int) -> np.ndarray:
+    """One sample as a ``tile`` x ``tile`` BGR image with its boxes (normalized xywh) and class names."""
+    img = np.ascontiguousarray(img_rgb_chw.transpose(1, 2, 0)[..., ::-1])
+    h, w = img.shape[:2]
+    r = tile / max(h, w)
+    img = cv2.resize(img, (max(1, round(w * r)), max(1, round(h * r))), interpolation=cv2.INTER_AREA)
+    canvas = np.full((tile, tile, 3), 255, np.uint8)
+    canvas[:img.shape[0], :img.shape[1]] = img
+    th, tw = img.shape[:2]
+    for c, (x, y, bw, bh) in zip(cls.reshape(-1).astype(int), bboxes):
+        p1 = (int((x - bw / 2) * tw), int((y - bh / 2) * th))
+        p2 = (int((x + bw / 2) * tw), int((y + bh / 2) * th))
+        col = _colour(c)
+        cv2.rectangle(canvas, p1, p2, col, 2, cv2.LINE_AA)
+        label = names[c] if 0 <= c < len(names) else str(c)
+        (lw, lh), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+        ty = max(p1[1], lh + 3)
+        cv2.rectangle(canvas, (p1[0], ty - lh - 3), (p1[0] + lw + 2, ty), col, -1)
+        cv2.putText(canvas, label, (p1[0] + 1, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
+
+
+def preview_grid(data: str | Path, out: str | Path, split: str = "train", augment: bool = False, n: int = 16,
+                 seed: int = 0, imgsz: int = 640, tile: int = 320, hyp: AugmentConfig | None = None,
+                 cache_dir: str | Path | None = DEFAULT_CACHE_DIR) -> Path:
+    """Write a grid of ``n`` samples of ``split`` (augmented or only letterboxed) to ``out`` (PNG/JPEG).
+
+    Samples are picked at random with ``seed``; the same seed gives the same picture.
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise DataError(f"{out}: the output must end in .png, .jpg or .jpeg")
+    if n < 1:
+        raise DataError(f"--n must be at least 1 (got {n})")
+    ds = DetectionDataset(data, split, imgsz=imgsz, augment=augment, hyp=hyp, seed=seed, cache_dir=cache_dir,
+                          verbose=False)
+    rng = np.random.default_rng(seed)
+    indices = rng.choice(len(ds), size=n, replace=n > len(ds))
+    tiles = []
+    for i in indices:
+        s = ds[int(i)]
+        tiles.append(draw_sample(s["img"].numpy(), s["cls"].numpy(), s["bboxes"].numpy(), ds.cfg.names, tile))
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    gap = 4
+    grid = np.full((rows * (tile + gap) + gap, cols * (tile + gap) + gap, 3), 255, np.uint8)
+    for k, t in enumerate(tiles):
+        r, c = divmod(k, cols)
+        grid[gap + r * (tile + gap):gap + r * (tile + gap) + tile, gap + c * (tile + gap):gap + c * (tile + gap) + tile] = t
+
+    ok, buf = cv2.imencode(out.suffix.lower(), grid)
+    if not ok:
+        raise DataError(f"{out}: could not encode the image")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, out)
+    return out
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    out = preview_grid(args.data, args.out, split=args.split, augment=args.augment, n=args.n, seed=args.seed,
+                       imgsz=args.imgsz, tile=args.tile, cache_dir=args.cache_dir)
+    print(f"wrote {out} ({args.n} {args.split} samples, {'augmented' if args.augment else 'letterboxed'})")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "preview", help="Draw a grid of samples with boxes, before or after augmentation.",
+        description="Draw a grid of samples of a dataset split with their boxes and class names: as loaded "
+                    "(letterboxed) or, with --augment, as the training loader makes them (mosaic, affine, "
+                    "HSV, flips, ...).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("data", help="data.yaml of the dataset")
+    p.add_argument("--out", required=True, help="output image (.png or .jpg); replaced if it exists")
+    p.add_argument("--split", default="train", help="split to draw from (train, val or test)")
+    p.add_argument("--augment", action="store_true", help="apply the training augmentations (default hyperparameters)")
+    p.add_argument("--n", type=int, default=16, help="number of samples in the grid")
+    p.add_argument("--seed", type=int, default=0, help="seed for picking samples and augmenting them")
+    p.add_argument("--imgsz", type=int, default=640, help="training image size")
+    p.add_argument("--tile", type=int, default=320, help="side of one grid cell in pixels")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="folder for the label cache")
+    p.set_defaults(func=_cmd_preview)
