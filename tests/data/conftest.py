@@ -67,7 +67,7 @@ def make_yolo_dataset(root: Path, names=("circle", "square", "triangle"), n_trai
             for _ in range(k):
                 bw, bh = rng.uniform(0.05, 0.5, 2)
                 cx, cy = rng.uniform(bw / 2, 1 - bw / 2), rng.uniform(bh / 2, 1 - bh / 2)
-                rows.append(f"{rng.integers(len(names))} {cx!r} {cy!r} {bw!r} {bh!r}\n")
+                rows.append(f"{rng.integers(len(names))} {float(cx)!r} {float(cy)!r} {float(bw)!r} {float(bh)!r}\n")
             label.write_text("".join(rows))
     names_yaml = "".join(f"  {i}: {n}\n" for i, n in enumerate(names))
     (root / "data.yaml").write_text(f"path: .\ntrain: images/train\nval: images/val\nnames:\n{names_yaml}")
