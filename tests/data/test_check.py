@@ -1,0 +1,87 @@
+"""`yololab data check` on real files, and the label cache of scan_split."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+import yololab.data.check as check_mod
+from yololab.cli import main
+from yololab.data.check import check_label, scan_split
+from yololab.data.formats import load_data_yaml
+
+
+def test_check_coco8_cli(coco8, tmp_path, data_helpers, capsys):
+    before = data_helpers.hash_tree(coco8.parent)
+    report = tmp_path / "out" / "report.json"
+    assert main(["data", "check", str(coco8), "--json", str(report), "--quiet"]) == 0
+    assert data_helpers.hash_tree(coco8.parent) == before
+    out = capsys.readouterr().out
+    assert "OK, nothing rejected" in out and "person=10" in out
+    r = json.loads(report.read_text())
+    assert r["splits"]["train"] == {"images": 4, "instances": 13, "backgrounds": 0, "rejected": 0,
+                                    "with_warnings": 0, "orphan_labels": 0}
+    assert r["splits"]["val"]["instances"] == 17
+    assert sum(r["instances_per_class"].values()) == 30
+    assert {f["image"].rsplit("/", 1)[1]: f["shape"] for f in r["files"]}["000000000009.jpg"] == [480, 640]
+
+
+def test_check_missing_yaml_is_a_clean_error(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: data yaml does not exist" in capsys.readouterr().err
+
+
+def test_check_label_rows(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("0 0.5 0.5 0.2 0.2\n2.0 0.1 0.1 0.1 0.1\n")  # '2.0' is an integer class id
+    res = check_label(f, 3)
+    assert res.error is None and res.labels.dtype == np.float32 and res.labels[:, 0].tolist() == [0, 2]
+    f.write_text("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2\n0 x 0.5 0.2 0.2\n")
+    res = check_label(f, 3)
+    assert res.error.endswith("line 2: expected 5 columns (class cx cy w h), got 4 (and 1 more bad rows)")
+    assert res.labels.shape == (0, 5) and not res.background  # one bad row rejects the file
+
+
+def test_scan_split_cache(synthetic_yolo, tmp_path, monkeypatch):
+    cfg = load_data_yaml(synthetic_yolo)
+    images = cfg.splits["train"]
+    cache = tmp_path / "cache"
+    first = scan_split(images, cfg.num_classes, cache_dir=cache)
+    files = list(cache.iterdir())
+    assert len(files) == 1 and files[0].name.startswith("labels-")
+    assert not any(p.name.startswith("labels-") for p in synthetic_yolo.parent.rglob("*"))  # not beside the data
+
+    calls = []
+    real = check_mod.check_sample
+    monkeypatch.setattr(check_mod, "check_sample", lambda *a, **k: calls.append(a) or real(*a, **k))
+    second = scan_split(images, cfg.num_classes, cache_dir=cache)
+    assert calls == []  # served from the cache
+    for a, b in zip(first, second):
+        assert a.image == b.image and a.shape == b.shape and a.error == b.error
+        np.testing.assert_array_equal(a.labels, b.labels)
+
+    # change one label file: everything is checked again, and the change shows
+    label = first[2].label
+    label.write_text("0 0.5 0.5 0.1 0.1\n")
+    st = label.stat()
+    os.utime(label, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
+    third = scan_split(images, cfg.num_classes, cache_dir=cache)
+    assert len(calls) == len(images)
+    np.testing.assert_allclose(third[2].labels, [[0, 0.5, 0.5, 0.1, 0.1]])
+
+
+def test_header_check_is_cheaper_than_decode(coco8):
+    """The default check reads headers only; --decode decodes pixels. Print both (machine-dependent)."""
+    cfg = load_data_yaml(coco8)
+    images = cfg.splits["train"] + cfg.splits["val"]
+    t = {}
+    for decode in (False, True):
+        start = time.perf_counter()
+        for _ in range(3):
+            scan_split(images, cfg.num_classes, workers=1, decode=decode)
+        t[decode] = (time.perf_counter() - start) / (3 * len(images))
+    print(f"check per image: header {t[False] * 1e3:.2f} ms, decode {t[True] * 1e3:.2f} ms")
+    assert t[False] < t[True]
