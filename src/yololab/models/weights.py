@@ -399,6 +399,7 @@ class ReferenceCheckpoint:
     activations: set[str] = field(default_factory=set)  # class names, e.g. {"SiLU"} or {"LeakyReLU"}
     anchors: torch.Tensor | None = None  # yolov5 Detect.anchors (in stride units), if any
     strides: list[float] | None = None
+    yaml_file: str | None = None  # the model YAML it was built from, e.g. "yolov8n.yaml"
     extra: dict = field(default_factory=dict)  # the checkpoint's other plain entries (epoch, date, ...)
 
 
@@ -461,7 +462,8 @@ def read_reference_checkpoint(path: str | os.PathLike) -> ReferenceCheckpoint:
     extra = {k: v for k, v in ckpt.items() if k not in ("model", "ema") and isinstance(v, (int, float, str))}
     return ReferenceCheckpoint(source=source, class_path=model.class_path, state_dict=standin_state_dict(model),
                                yaml=yaml, num_classes=nc, names=root.get("names"), activations=acts,
-                               anchors=anchors, strides=strides, extra=extra)
+                               anchors=anchors, strides=strides, extra=extra,
+                               yaml_file=root.get("yaml_file") or yaml.get("yaml_file"))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -477,6 +479,9 @@ def _atomic_write(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -535,3 +540,153 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         if key not in ckpt:
             raise WeightsError(f"{path}: yololab checkpoint without the field '{key}'")
     return ckpt
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading into a model
+# --------------------------------------------------------------------------------------------------------------
+
+def _model_name(model: nn.Module) -> str:
+    return getattr(getattr(model, "meta", None), "name", type(model).__name__)
+
+
+def _rebuild_like(model: nn.Module, **kwargs) -> nn.Module:
+    """A fresh zoo model of the same name and class count with other builder options, on model's device/dtype."""
+    from yololab.models.registry import build_model
+
+    new = build_model(model.meta.name, num_classes=model.meta.num_classes, **kwargs)
+    p = next(model.parameters(), None)
+    if p is not None:
+        new = new.to(device=p.device, dtype=p.dtype)
+    return new.train(model.training)
+
+
+def _class_output_rows(model: nn.Module, key: str, own: torch.Tensor, found: torch.Tensor, file_nc: int):
+    """For a head tensor whose shape depends on the class count: the rows (dim 0) that do not depend on the
+    classes and can still be loaded, as a bool mask over ``own``'s rows; None if it is not such a tensor.
+
+    Anchor-based heads (``head.m.i``): each anchor's box and objectness rows load, its class rows do not.
+    Anchor-free heads: the whole class branch ``head.cv3`` stays at init, since its width is
+    ``max(c, min(nc, 100))`` and changes with the class count (Ultralytics fine-tunes the same way).
+    """
+    nc = model.meta.num_classes
+    if nc == file_nc or not key.startswith("head.") or own.dim() != found.dim():
+        return None
+    na = getattr(model.head, "na", None)
+    if (na and key.startswith("head.m.") and own.shape[1:] == found.shape[1:]
+            and own.shape[0] == na * (5 + nc) and found.shape[0] == na * (5 + file_nc)):
+        rows = torch.zeros(na, 5 + nc, dtype=torch.bool)
+        rows[:, :5] = True
+        return rows.flatten()
+    if key.startswith("head.cv3."):
+        return torch.zeros(own.shape[0] if own.dim() else 1, dtype=torch.bool)
+    return None
+
+
+@torch.no_grad()
+def _load_state(model: nn.Module, state: dict[str, torch.Tensor], file_nc: int | None, path: Path) -> None:
+    """Load ``state`` (yololab keys) into ``model``: every tensor, or an error naming the first that does not fit.
+
+    The one tolerated difference is the class count: then the class outputs of the head keep their
+    initialization (box / objectness rows of anchor-based heads are still loaded) and a warning says so.
+    """
+    own = model.state_dict()
+    name = _model_name(model)
+    for key in own:
+        if key not in state:
+            raise WeightsError(f"{path}: the checkpoint has no tensor {key!r} that {name} needs "
+                               f"(another architecture?)")
+    for key in state:
+        if key not in own:
+            raise WeightsError(f"{path}: the checkpoint's tensor {key!r} has no counterpart in {name} "
+                               f"(another architecture?)")
+    nc = getattr(getattr(model, "meta", None), "num_classes", None)
+    new, partial = {}, []
+    for key, target in own.items():
+        value = state[key].to(device=target.device)
+        value = value.to(target.dtype) if value.is_floating_point() or not target.is_floating_point() else value
+        if value.shape == target.shape:
+            new[key] = value
+            continue
+        rows = _class_output_rows(model, key, target, value, file_nc) if file_nc is not None else None
+        if rows is None:
+            raise WeightsError(f"{path}: tensor {key!r} does not fit {name} (nc={nc}): expected shape "
+                               f"{tuple(target.shape)}, found {tuple(value.shape)} in the file")
+        merged = target.clone()
+        if rows.any():  # copy the class-independent rows, anchor by anchor
+            src_rows = torch.zeros(value.shape[0], dtype=torch.bool)
+            na = model.head.na
+            src_rows.view(na, -1)[:, :5] = True
+            merged[rows] = value[src_rows].to(target.dtype)
+        new[key] = merged
+        partial.append((key, tuple(target.shape)))
+    model.load_state_dict(new, strict=True)
+    if partial:
+        shapes = ", ".join(f"{k} {s}" for k, s in partial[:4]) + (f" and {len(partial) - 4} more class-dependent "
+                                                                   f"tensors" if len(partial) > 4 else "")
+        warnings.warn(f"{path}: loaded {len(own) - len(partial)}/{len(own)} tensors; class outputs of shape "
+                      f"{shapes} left at init for num_classes={nc} (checkpoint has {file_nc})", stacklevel=4)
+
+
+def _load_yololab(model: nn.Module, path: Path) -> nn.Module:
+    ckpt = load_checkpoint(path)
+    name = _model_name(model)
+    if ckpt["model_name"] != name:
+        raise WeightsError(f"{path}: a yololab checkpoint of {ckpt['model_name']!r}, not of {name!r}; build "
+                           f"{ckpt['model_name']!r} to load it")
+    kwargs = ckpt.get("model_kwargs") or {}
+    if kwargs and kwargs != model_build_kwargs(model):
+        log.info("%s: rebuilding %s with %s as saved in the checkpoint", path, name, kwargs)
+        model = _rebuild_like(model, **kwargs)
+    _load_state(model, ckpt["state_dict"], ckpt.get("num_classes"), path)
+    return model
+
+
+def _load_reference(model: nn.Module, path: Path) -> nn.Module:
+    from yololab.models.convert import reference_state_dict_to_yololab
+    from yololab.models.registry import build_model
+
+    ref = read_reference_checkpoint(path)
+    name = _model_name(model)
+    if not hasattr(model, "reference_layers"):
+        raise WeightsError(f"{path}: an {ref.source} checkpoint loads into a yololab zoo model, not into "
+                           f"{type(model).__name__}")
+    style = (model.meta.extra or {}).get("style")
+    if model.meta.family == "yolov3" and style == "darknet" and "SiLU" in ref.activations:
+        # yolov5's hub/yolov3*.yaml networks use SiLU and the yolov5 decode: build that variant instead.
+        log.info("%s: SiLU activations in the checkpoint: using %s with style='yolov5'", path, name)
+        model = _rebuild_like(model, style="yolov5")
+    kwargs = model_build_kwargs(model)
+    file_nc = ref.num_classes if ref.num_classes is not None else model.meta.num_classes
+    what = f"{ref.source} checkpoint ({ref.yaml_file or ref.class_path}, nc={file_nc})"
+    # Map the reference keys onto a model with the file's class count, then fit that into ours.
+    try:
+        shaped = model if file_nc == model.meta.num_classes else build_model(name, num_classes=file_nc, **kwargs)
+        state = reference_state_dict_to_yololab(shaped, ref.state_dict)
+    except WeightsError as e:
+        raise WeightsError(f"{path}: the {what} does not fit {name}: {e}") from None
+    _load_state(model, state, file_nc, path)
+    return model
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load any supported weights file into ``model`` and return the model.
+
+    The returned model may be a new one: yolov3 from a yolov5 checkpoint with SiLU activations is rebuilt
+    with ``style="yolov5"``, and a yololab checkpoint rebuilds with the builder options it was saved with.
+    Tensors are cast to the model's dtype (reference checkpoints are usually fp16). A different class count
+    loads everything except the class outputs, with a warning; anything else that does not fit raises
+    :class:`WeightsError` naming the first tensor (name, expected shape, found shape).
+    """
+    from yololab.models.darknet_weights import load_darknet_weights
+
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "darknet":
+        load_darknet_weights(model, path)
+    elif fmt == "yololab":
+        model = _load_yololab(model, path)
+    else:
+        model = _load_reference(model, path)
+    log.info("loaded %s weights from %s into %s", fmt, path, _model_name(model))
+    return model
