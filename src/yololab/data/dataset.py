@@ -11,8 +11,8 @@
   stride-multiple shape that fits it), which wastes far fewer pixels on padding.
 
 Seeding. Sample ``i`` of epoch ``e`` draws every random number from its own generator seeded with
-``(seed, e, i)``. A sample therefore does not depend on which worker process makes it or in which
-order; two runs with the same seed give the same batches, and :meth:`DetectionDataset.set_epoch`
+``(seed, e, i)``, so workers never share random streams; two runs with the same seed (and the same
+number of workers, see the image buffer below) give the same batches, and :meth:`DetectionDataset.set_epoch`
 (called by the training loop at the start of each epoch, like ``DistributedSampler.set_epoch``)
 makes each epoch different. The loader's shuffling uses a ``torch.Generator`` seeded the same way,
 and :func:`seed_worker` seeds the global ``random``/NumPy state of each worker for any library that
@@ -20,8 +20,10 @@ uses it.
 
 Image buffer. As Ultralytics does, each process keeps the last ``buffer_size`` decoded (resized)
 images, and a mosaic takes its three partner images from that buffer, so a mosaic costs one JPEG
-decode instead of four. With ``cache="ram"`` every image is decoded once up front and partners are
-drawn from the whole split.
+decode instead of four. The buffer is per worker, so partners depend on what that worker loaded
+before: identical for the same seed and worker count, different for another worker count. With
+``buffer_size=0`` or ``cache="ram"`` (every image decoded once up front) partners are drawn from the
+whole split and a sample depends only on (seed, epoch, index).
 
 The data is only read: bad samples (found by :func:`yololab.data.check.scan_split`) are skipped
 with one warning line each, and the label cache lives in ``cache_dir``, outside the dataset.
@@ -68,12 +70,16 @@ class DetectionDataset(Dataset):
         batch_size: batch size of the rect batches and of the image buffer length (8 x batch).
         stride: rect batch shapes are multiples of it.
         seed: base seed of the augmentations.
+        buffer_size: recent-image buffer length per process (default min(n, 8 x batch, 1000) when
+            augmenting). 0 turns it off: mosaic partners are then drawn from the whole split and a sample
+            no longer depends on the number of workers (at the price of 4 decodes per mosaic).
     """
 
     def __init__(self, cfg: DataConfig | str | Path, split: str = "train", imgsz: int = 640, augment: bool = True,
                  hyp: AugmentConfig | None = None, cache: str | None = None,
                  cache_dir: str | Path | None = DEFAULT_CACHE_DIR, rect: bool = False, batch_size: int = 16,
-                 stride: int = 32, pad: float = 0.5, seed: int = 0, verbose: bool = True):
+                 stride: int = 32, pad: float = 0.5, seed: int = 0, buffer_size: int | None = None,
+                 verbose: bool = True):
         self.cfg = cfg if isinstance(cfg, DataConfig) else load_data_yaml(cfg)
         if split not in self.cfg.splits:
             raise DataError(f"{self.cfg.yaml_path}: no split '{split}' (has {', '.join(self.cfg.splits)})")
@@ -107,7 +113,9 @@ class DetectionDataset(Dataset):
         # decoded-image storage: all images (cache='ram') or a small per-process buffer
         self.ims: list | None = None
         self.buffer: OrderedDict[int, tuple] = OrderedDict()
-        self.buffer_size = min(len(self.files), 8 * batch_size, 1000) if augment else 0
+        if buffer_size is None:  # Ultralytics' length
+            buffer_size = min(len(self.files), 8 * batch_size, 1000) if augment else 0
+        self.buffer_size = buffer_size
         if cache == "ram":
             self._cache_all(verbose)
         self.photometric = Photometric(self.hyp) if augment else None
@@ -191,7 +199,7 @@ class DetectionDataset(Dataset):
 
     def _partners(self, index: int, rng: np.random.Generator, k: int) -> list[int]:
         """Mosaic partners: from the recent-image buffer (as Ultralytics), else from the whole split."""
-        if self.ims is None and len(self.buffer) >= k + 1:
+        if self.ims is None and self.buffer_size and len(self.buffer) >= k + 1:
             keys = list(self.buffer)
             return [keys[j] for j in rng.integers(0, len(keys), k)]
         return [int(j) for j in rng.integers(0, len(self), k)]

@@ -1,0 +1,164 @@
+"""Augmentations keep boxes on their objects: draw a filled rectangle where a box is, transform both,
+and compare the transformed box with the bounding box of the transformed drawing."""
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from yololab.data.augment import (AugmentConfig, Photometric, augment_hsv, box_candidates, flip_lr, flip_ud,
+                                  letterbox, mixup, random_affine, unletterbox_boxes, xywhn_to_xyxy,
+                                  xyxy_to_xywhn)
+from yololab.errors import ConfigError
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def mask_box(img: np.ndarray, thr: int = 200) -> tuple[float, float, float, float]:
+    """Bounding box (pixel edges) of the bright drawing."""
+    ys, xs = np.nonzero(img[..., 1] > thr)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+def drawn(h=120, w=160, box=(30, 20, 90, 70)):
+    img = np.zeros((h, w, 3), np.uint8)
+    x1, y1, x2, y2 = box
+    img[y1:y2, x1:x2] = 255
+    return img, np.array([0.0], np.float32), np.array([box], np.float32)
+
+
+@pytest.mark.parametrize("params", [
+    dict(degrees=0, translate=0.1, scale=0.5),
+    dict(degrees=30, translate=0.1, scale=0.3),
+    dict(degrees=10, shear=10, translate=0.05, scale=0.2),
+    dict(degrees=5, perspective=0.0005, translate=0.05, scale=0.2),
+])
+def test_random_affine_keeps_boxes_on_objects(params):
+    hyp = replace(AugmentConfig(), **params)
+    for seed in range(8):
+        img, cls, boxes = drawn()
+        out, cls2, boxes2 = random_affine(img, cls, boxes, hyp, np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.uint8
+        if len(boxes2) == 0:  # pushed out of the image: then the drawing must be (nearly) gone too
+            assert (out[..., 1] > 200).sum() < 0.1 * 60 * 50 * (1 + hyp.scale) ** 2
+            continue
+        assert iou(boxes2[0], mask_box(out)) > 0.9, (params, seed)
+
+
+def test_random_affine_mosaic_border_gives_half_size():
+    img, cls, boxes = drawn(200, 200, (80, 80, 120, 120))
+    out, _, _ = random_affine(img, cls, boxes, AugmentConfig(), np.random.default_rng(0), border=(-50, -50))
+    assert out.shape == (100, 100, 3)
+
+
+def test_flips_are_exact():
+    img, cls, boxes = drawn()
+    f, b = flip_lr(img, boxes)
+    assert np.array_equal(f, img[:, ::-1]) and tuple(b[0]) == mask_box(f)
+    f, b = flip_ud(img, boxes)
+    assert np.array_equal(f, img[::-1]) and tuple(b[0]) == mask_box(f)
+    f2, b2 = flip_lr(*flip_lr(img, boxes))
+    assert np.array_equal(f2, img) and np.array_equal(b2, boxes)
+
+
+@pytest.mark.parametrize("shape,new", [((120, 160), (256, 256)), ((300, 100), (128, 96)), ((97, 131), (64, 64))])
+def test_letterbox_inverse_mapping_is_exact(shape, new):
+    img, _, boxes = drawn(*shape, box=(10, 10, shape[1] // 2, shape[0] // 2))
+    out, gain, pad = letterbox(img, new)
+    assert out.shape[:2] == new
+    mapped = boxes.astype(np.float64).copy()
+    mapped[:, [0, 2]] = mapped[:, [0, 2]] * gain[0] + pad[0]
+    mapped[:, [1, 3]] = mapped[:, [1, 3]] * gain[1] + pad[1]
+    np.testing.assert_allclose(unletterbox_boxes(mapped, gain, pad), boxes, atol=1e-9)
+    np.testing.assert_allclose(mask_box(out, 127), mapped[0], atol=1.01)  # the drawing moved the same way
+    # padding is grey, centred
+    assert out[0, 0].tolist() == [114, 114, 114] or pad == (0, 0)
+
+
+def test_letterbox_no_scaleup():
+    img, _, _ = drawn(50, 40)
+    out, gain, pad = letterbox(img, (100, 100), scaleup=False)
+    assert gain == (1.0, 1.0) and pad == (30, 25) and np.array_equal(out[25:75, 30:70], img)
+
+
+def test_box_candidates_drop_degenerate_boxes():
+    before = np.array([[0, 0, 100, 100]] * 4, np.float32)
+    after = np.array([[0, 0, 100, 100],   # kept
+                      [0, 0, 1.5, 50],    # narrower than 2 px
+                      [0, 0, 20, 20],     # 4 % of its area left
+                      [0, 0, 300, 2.5]],  # aspect ratio 120
+                     np.float32)
+    assert box_candidates(before, after).tolist() == [True, False, False, False]
+
+
+def test_affine_drops_boxes_moved_out_of_the_image():
+    img, cls, boxes = drawn(100, 100, (0, 0, 12, 12))
+    hyp = replace(AugmentConfig(), translate=0.0, scale=0.0)
+    # translate to a corner: build a big shift with translate=0.5 until the box leaves
+    dropped = 0
+    for seed in range(40):
+        h = replace(hyp, translate=0.5)
+        _, c, b = random_affine(img, cls, boxes, h, np.random.default_rng(seed))
+        dropped += len(b) == 0
+        for bb in b:
+            assert bb[2] - bb[0] > 2 and bb[3] - bb[1] > 2
+    assert dropped > 0
+
+
+def test_hsv_deterministic_and_off_when_zero():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    off = replace(AugmentConfig(), hsv_h=0, hsv_s=0, hsv_v=0)
+    assert augment_hsv(img, off, rng) is img
+    a = augment_hsv(img, AugmentConfig(), np.random.default_rng(1))
+    b = augment_hsv(img, AugmentConfig(), np.random.default_rng(1))
+    assert a.dtype == np.uint8 and a.shape == img.shape and np.array_equal(a, b) and not np.array_equal(a, img)
+
+
+def test_photometric_extras_all_on():
+    hyp = replace(AugmentConfig(), blur=1, median_blur=1, to_gray=1, clahe=1, brightness_contrast=1, gamma=1, jpeg=1)
+    ph = Photometric(hyp)
+    assert len(ph.transforms) == 7
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    a, b = ph(img, np.random.default_rng(3)), ph(img, np.random.default_rng(3))
+    assert a.shape == img.shape and a.dtype == np.uint8 and np.array_equal(a, b)
+    assert np.all(a[..., 0] == a[..., 1])  # ToGray ran
+    assert Photometric(replace(hyp, blur=0, median_blur=0, to_gray=0, clahe=0, brightness_contrast=0, gamma=0,
+                               jpeg=0)).transforms == []
+
+
+def test_mixup_blends_and_keeps_both_label_sets():
+    a, ca, ba = drawn()
+    b = np.full_like(a, 100)
+    img, c, bx = mixup(a, ca, ba, b, ca, ba + 1, np.random.default_rng(0))
+    assert img.shape == a.shape and len(c) == 2 and len(bx) == 2
+    assert 100 < img[40, 50, 0] < 255 and 0 < img[0, 0, 0] < 100
+
+
+def test_box_format_round_trip():
+    b = np.array([[10, 20, 50, 80]], np.float32)
+    np.testing.assert_allclose(xywhn_to_xyxy(xyxy_to_xywhn(b, 100, 200), 100, 200), b, atol=1e-4)
+
+
+def test_defaults_match_ultralytics():
+    ultralytics = pytest.importorskip("ultralytics")
+    ref = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg" / "default.yaml").read_text())
+    ours = asdict(AugmentConfig())
+    for k in ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective", "flipud",
+              "fliplr", "mosaic", "mixup", "close_mosaic"):
+        assert ours[k] == ref[k], k
+
+
+def test_from_dict_rejects_unknown_keys():
+    assert AugmentConfig.from_dict({"mosaic": 0.5, "close_mosaic": 3}).close_mosaic == 3
+    with pytest.raises(ConfigError, match="mosiac"):
+        AugmentConfig.from_dict({"mosiac": 1.0}, where="hyp.yaml")
+    with pytest.raises(ConfigError, match="fliplr"):
+        AugmentConfig.from_dict({"fliplr": "often"})
