@@ -391,20 +391,27 @@ def read_coco(src: str | Path) -> Dataset:
     return Dataset(names=names or [], splits=splits, notes=notes)
 
 
-def read_voc(src: str | Path) -> Dataset:
+def read_voc(src: str | Path, lists: dict[str, str] | None = None) -> Dataset:
     """Read a Pascal VOC year folder (``VOC2007``): Annotations/, JPEGImages/, ImageSets/Main/.
 
     Splits come from ``ImageSets/Main/{train,val,test}.txt`` (``trainval.txt`` stands for train
-    when train.txt is absent). ``difficult`` objects are kept as ignore regions. VOC corners are
+    when train.txt is absent); ``lists`` chooses others, e.g. ``{"train": "trainval", "val": "test"}``.
+    ``difficult`` objects are kept as ignore regions. VOC corners are
     1-based inclusive pixel indices; the box is ``[xmin - 1, ymin - 1, xmax, ymax]`` in continuous
     pixel coordinates. Classes are the 20 VOC classes in their usual order when every name is one of
     them, otherwise the names found, sorted.
     """
     src = Path(src)
     main = src / "ImageSets" / "Main"
-    lists = {s: main / f"{s}.txt" for s in SPLITS if (main / f"{s}.txt").is_file()}
-    if "train" not in lists and (main / "trainval.txt").is_file():
-        lists["train"] = main / "trainval.txt"
+    if lists is not None:
+        lists = {split: main / f"{name}.txt" for split, name in lists.items()}
+        missing = [str(p) for p in lists.values() if not p.is_file()]
+        if missing:
+            raise DataError(f"{src}: split list(s) {missing} not found")
+    else:
+        lists = {s: main / f"{s}.txt" for s in SPLITS if (main / f"{s}.txt").is_file()}
+        if "train" not in lists and (main / "trainval.txt").is_file():
+            lists["train"] = main / "trainval.txt"
     if not (src / "Annotations").is_dir() or not lists:
         raise DataError(f"{src}: not a VOC folder (expected Annotations/, JPEGImages/ and "
                         f"ImageSets/Main/train.txt, val.txt or trainval.txt, test.txt)")

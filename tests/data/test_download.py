@@ -1,0 +1,209 @@
+"""`yololab data download` against archives served from 127.0.0.1 (a Range-capable test server)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import socket
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import yololab.data.download as dl
+from yololab.cli import main
+from yololab.data.formats import load_data_yaml
+from yololab.errors import DataError
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    """Serves server.files; honours 'Range: bytes=N-'; cuts the connection after server.cut_after
+    bytes for the first server.cuts responses."""
+
+    def do_GET(self):
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        data = srv.files.get(self.path.rsplit("/", 1)[-1])
+        if data is None:
+            self.send_error(404)
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng:
+            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if srv.cuts > 0:
+            srv.cuts -= 1
+            self.wfile.write(body[: srv.cut_after])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)  # drop the connection mid-body
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    srv.files, srv.requests, srv.cuts, srv.cut_after = {}, [], 0, 0
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join()
+
+
+def coco_zip(tmp_path: Path, data_helpers) -> bytes:
+    """A tiny COCO 2017-style archive: annotations/instances_{train,val}2017.json + image folders."""
+    src = tmp_path / "zipsrc"
+    images = []
+    for split, (w, h) in (("train2017", (80, 60)), ("val2017", (60, 80))):
+        data_helpers.write_image(src / split / "000000000001.jpg", w, h, seed=len(split))
+        images.append((split, w, h))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for split, w, h in images:
+            z.write(src / split / "000000000001.jpg", f"{split}/000000000001.jpg")
+            coco = {"images": [{"id": 1, "file_name": "000000000001.jpg", "width": w, "height": h}],
+                    "annotations": [{"id": 1, "image_id": 1, "category_id": 18, "bbox": [8, 6, 40, 30],
+                                     "area": 1200, "iscrowd": 0},
+                                    {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20],
+                                     "area": 400, "iscrowd": 1}],
+                    "categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}]}
+            z.writestr(f"annotations/instances_{split}.json", json.dumps(coco))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def tiny(server, tmp_path, data_helpers, monkeypatch):
+    """A 'tiny' entry in the dataset table, served by the test server."""
+    data = coco_zip(tmp_path, data_helpers)
+    server.files["tiny.zip"] = data
+    entry = dl.DatasetSource(description="test", prepare=dl.prepare_coco, files=[
+        dl.RemoteFile(f"{server.base}/files/tiny.zip", sha256=hashlib.sha256(data).hexdigest(), size=len(data))])
+    monkeypatch.setitem(dl.DATASETS, "tiny", entry)
+    return data
+
+
+def _check_tiny(data_yaml: Path):
+    cfg = load_data_yaml(data_yaml)
+    assert cfg.names == ["person", "dog"] and set(cfg.splits) == {"train", "val"}
+    label = cfg.root / "labels" / "train" / "000000000001.txt"
+    assert label.read_text() == "1 0.35 0.35 0.5 0.5\n"  # dog, 8,6 40x30 in 80x60; the crowd box is ignore
+    assert "train" in cfg.annotations
+
+
+def test_complete_download(tiny, server, tmp_path, capsys):
+    out = tmp_path / "datasets"
+    data_yaml = dl.download_dataset("tiny", out, progress=False)
+    _check_tiny(data_yaml)
+    assert (out / "downloads" / "tiny.zip").read_bytes() == tiny
+    assert server.requests == [("/files/tiny.zip", None)]
+    assert dl.download_dataset("tiny", out, progress=False) == data_yaml  # a second run does nothing
+    assert "nothing to do" in capsys.readouterr().out and len(server.requests) == 1
+
+
+def test_interrupted_download_resumes(tiny, server, tmp_path):
+    server.cuts, server.cut_after = 2, 1500  # first two responses stop after 1500 bytes each
+    data_yaml = dl.download_dataset("tiny", tmp_path / "d", progress=False)
+    _check_tiny(data_yaml)
+    assert [r for _, r in server.requests] == [None, "bytes=1500-", "bytes=3000-"]
+    assert (tmp_path / "d" / "downloads" / "tiny.zip").read_bytes() == tiny
+
+
+def test_incomplete_after_retries_keeps_part_then_resumes(tiny, server, tmp_path):
+    server.cuts, server.cut_after = 10, 1000
+    with pytest.raises(DataError, match="download incomplete after 2 attempts; the partial file"):
+        dl.download_dataset("tiny", tmp_path / "d", retries=1, progress=False)
+    part = tmp_path / "d" / "downloads" / "tiny.zip.part"
+    assert part.read_bytes() == tiny[:2000]
+    server.cuts = 0
+    _check_tiny(dl.download_dataset("tiny", tmp_path / "d", progress=False))
+    assert server.requests[-1][1] == "bytes=2000-"
+
+
+def test_wrong_checksum_is_rejected_and_kept_aside(tiny, server, tmp_path, monkeypatch):
+    monkeypatch.setattr(dl.DATASETS["tiny"].files[0], "sha256", "0" * 64)
+    with pytest.raises(DataError, match="verification failed.*sha256.*kept as"):
+        dl.download_dataset("tiny", tmp_path / "d", progress=False)
+    downloads = tmp_path / "d" / "downloads"
+    assert (downloads / "tiny.zip.bad").read_bytes() == tiny
+    assert not (downloads / "tiny.zip").exists() and not (tmp_path / "d" / "tiny").exists()
+
+
+def test_cli_with_url_base(tiny, server, tmp_path, monkeypatch):
+    # the table points elsewhere; --url-base sends every request to the test server
+    monkeypatch.setattr(dl.DATASETS["tiny"].files[0], "url", "http://example.invalid/somewhere/tiny.zip")
+    rc = main(["data", "download", "tiny", "--out", str(tmp_path / "d"), "--url-base", server.base + "/mirror/"])
+    assert rc == 0
+    assert server.requests == [("/mirror/tiny.zip", None)]
+    _check_tiny(tmp_path / "d" / "tiny" / "data.yaml")
+
+
+def test_http_error_is_clean(tiny, server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(dl.DATASETS["tiny"].files[0], "url", server.base + "/missing.zip")
+    assert main(["data", "download", "tiny", "--out", str(tmp_path / "d")]) == 2
+    assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_unpack_refuses_path_traversal(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("../outside.txt", "x")
+    with pytest.raises(DataError, match="outside"):
+        dl.unpack(archive, tmp_path / "raw")
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def voc_tar(tmp_path: Path, data_helpers, year: str, lists: dict[str, list[str]]) -> bytes:
+    root = tmp_path / f"vocsrc{year}"
+    base = root / "VOCdevkit" / f"VOC{year}"
+    for stems in lists.values():
+        for stem in stems:
+            data_helpers.write_image(base / "JPEGImages" / f"{stem}.jpg", 50, 40)
+            (base / "Annotations").mkdir(parents=True, exist_ok=True)
+            (base / "Annotations" / f"{stem}.xml").write_text(
+                f"<annotation><filename>{stem}.jpg</filename><size><width>50</width><height>40</height></size>"
+                "<object><name>cat</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>1</ymin>"
+                "<xmax>25</xmax><ymax>20</ymax></bndbox></object></annotation>")
+    (base / "ImageSets" / "Main").mkdir(parents=True)
+    for name, stems in lists.items():
+        (base / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(s + "\n" for s in stems))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        t.add(root / "VOCdevkit", arcname="VOCdevkit")
+    return buf.getvalue()
+
+
+def test_voc_download_merges_years(server, tmp_path, data_helpers, monkeypatch):
+    tars = {"voc07.tar": voc_tar(tmp_path, data_helpers, "2007", {"trainval": ["000001", "000002"], "test": ["000003"]}),
+            "voc12.tar": voc_tar(tmp_path, data_helpers, "2012", {"trainval": ["2008_000001"]})}
+    server.files.update(tars)
+    monkeypatch.setitem(dl.DATASETS, "tinyvoc", dl.DatasetSource(description="test", prepare=dl.prepare_voc, files=[
+        dl.RemoteFile(f"{server.base}/{k}", md5=hashlib.md5(v).hexdigest()) for k, v in tars.items()]))
+    cfg = load_data_yaml(dl.download_dataset("tinyvoc", tmp_path / "d", progress=False))
+    assert [p.name for p in cfg.splits["train"]] == ["000001.jpg", "000002.jpg", "2008_000001.jpg"]
+    assert [p.name for p in cfg.splits["val"]] == ["000003.jpg"]
+    assert (cfg.root / "labels" / "val" / "000003.txt").read_text() == "7 0.25 0.25 0.5 0.5\n"  # cat = 7
