@@ -58,6 +58,12 @@ class BlockInfo:
     out_shapes: list[tuple[int, ...]]  # shapes of the output tensor(s)
     params: int
     flops: int  # FLOPs (multiply and add counted separately, like Ultralytics' "GFLOPs")
+    repeats: int = 1  # a Sequential of ``repeats`` blocks of one type is shown as that type, "x repeats"
+
+    @property
+    def label(self) -> str:
+        """The type as tables and diagrams show it, e.g. "C2f" or "DarknetResidual x4"."""
+        return f"{self.type} x{self.repeats}" if self.repeats > 1 else self.type
 
     @property
     def gflops(self) -> float:
@@ -119,6 +125,13 @@ def _storage_key(t: torch.Tensor) -> tuple | None:
         return None
 
 
+def _block_type(mod: nn.Module) -> tuple[str, int]:
+    """Class name of a block; a Sequential of n blocks of one class (the YAML's ``number``) -> (class, n)."""
+    if isinstance(mod, nn.Sequential) and len(mod) > 1 and len({type(m) for m in mod}) == 1:
+        return type(mod[0]).__name__, len(mod)
+    return type(mod).__name__, 1
+
+
 def _model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -171,11 +184,13 @@ def trace_model(model: nn.Module, imgsz: int = 640, name: str | None = None) -> 
             ins = _tensors(args) + _tensors(kwargs)
             outs = _tensors(output)
             if index not in records:  # a block called twice keeps its first call in the table
+                kind, repeats = _block_type(mod)
                 records[index] = BlockInfo(
                     index=index,
                     path=path,
                     group=path.split(".")[0] if path.split(".")[0] in GROUPS else "other",
-                    type=type(mod).__name__,
+                    type=kind,
+                    repeats=repeats,
                     inputs=[find_producer(t) for t in ins],
                     in_shapes=[tuple(t.shape) for t in ins],
                     out_shapes=[tuple(t.shape) for t in outs],
@@ -222,11 +237,8 @@ def trace_model(model: nn.Module, imgsz: int = 640, name: str | None = None) -> 
 
 def build_for_inspection(name: str, num_classes: int = 80) -> nn.Module:
     """Build a zoo model on the ``meta`` device: real shapes and parameter counts, no memory, no init time."""
-    from yololab.models import build_model, list_models
+    from yololab.models import build_model  # raises a YololabError naming the valid models for a bad name
 
-    names = list_models()
-    if name not in names:
-        raise ConfigError(f"unknown model '{name}'; choose one of: {', '.join(names)}")
     with torch.device("meta"):
         return build_model(name, num_classes=num_classes)
 
@@ -363,7 +375,7 @@ def format_summary(t: Trace) -> str:
         for b in blocks:
             ins = " + ".join(fmt_shape(s) for s in b.in_shapes)
             outs = ", ".join(fmt_shape(s) for s in b.out_shapes)
-            rows.append([str(b.index), fmt_sources(b), b.type, f"{ins} -> {outs}",
+            rows.append([str(b.index), fmt_sources(b), b.label, f"{ins} -> {outs}",
                          ",".join(map(str, block_strides(b, t.imgsz))), fmt_int(b.params), f"{b.gflops:.2f}"])
         rows.append(["", "", "", f"{g} total", "", fmt_int(sum(b.params for b in blocks)),
                      f"{sum(b.flops for b in blocks) / 1e9:.2f}"])
@@ -402,6 +414,12 @@ def compare_markdown(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -409,6 +427,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
