@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from yololab.cli import main
 from yololab.data.check import check_dataset, check_image, find_orphan_labels, read_image, scan_split
@@ -86,3 +87,15 @@ def test_check_dataset_report_counts(bad_corpus, data_helpers):
     assert train["images"] == len(table)
     assert train["backgrounds"] == sum(v[0] == "background" for v in table.values())
     assert train["rejected"] == sum(v[0] == "rejected" for v in table.values())
+
+
+def test_unidentified_image_after_ultralytics_import(bad_corpus, monkeypatch):
+    """Importing ultralytics patches PIL.Image.open to pip-install a plugin on unknown files: the
+    check must bypass that and still say plainly what is wrong."""
+    pytest.importorskip("ultralytics")
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+    import ultralytics.utils.checks as uchecks
+
+    monkeypatch.setattr(uchecks, "check_requirements", lambda *a, **k: pytest.fail("tried to install a package"))
+    res = check_image(bad_corpus.parent / "images" / "train" / "corrupt.jpg")
+    assert not res.ok and "not an image" in res.error

@@ -53,9 +53,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from yololab.data.formats import IMAGE_SUFFIXES, image_to_label_path, load_data_yaml
+from yololab.data.io import pil_open
 from yololab.errors import DataError
 
 MIN_SIZE = 10          # pixels; smaller images are rejected
@@ -118,11 +119,11 @@ def check_image(path: str | Path, decode: bool = False) -> ImageCheck:
     if path.stat().st_size == 0:
         return fail("empty file, not an image")
     try:
-        with Image.open(path) as im:
+        with pil_open(path) as im:
             fmt = im.format
             w, h = im.size
             im.verify()  # PNG: every chunk and CRC up to IEND; others: structure only
-        with Image.open(path) as im:  # verify() leaves the file unusable: open again for EXIF
+        with pil_open(path) as im:  # verify() leaves the file unusable: open again for EXIF
             orientation = im.getexif().get(0x0112, 1)
     except UnidentifiedImageError:
         return fail("not an image (format not recognised)")
@@ -150,7 +151,7 @@ def check_image(path: str | Path, decode: bool = False) -> ImageCheck:
             if truncated_jpeg:  # PIL refuses a JPEG cut short; the loader's recovery path decides
                 read_image(path)
             else:
-                with Image.open(path) as im:
+                with pil_open(path) as im:
                     im.load()  # full decode: raises on corrupt data inside the file
         except Exception as e:
             return fail(f"corrupt image data: {str(e).removeprefix(str(path) + ': ')}")

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image
 
+from yololab.data.io import pil_open
 from yololab.errors import DataError
 
 # Suffixes (lower case) that count as images when a folder is searched.
@@ -441,7 +441,7 @@ def read_voc(src: str | Path, lists: dict[str, str] | None = None) -> Dataset:
                 notes.append(f"{path}: image not found, left out")
                 continue
             if not (width and height):  # some VOC-like sets leave <size> empty: read the header
-                with Image.open(path) as im:
+                with pil_open(path) as im:
                     width, height = im.size
             rows = [(index[n], x1 - 1, y1 - 1, x2, y2, difficult) for n, x1, y1, x2, y2, difficult in objects]
             records.append(_record(path, path.name, width, height, rows))
