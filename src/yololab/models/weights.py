@@ -20,6 +20,7 @@ silent partial loads: every tensor is loaded, or the error names the first one t
 
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
 import collections
 import copyreg
@@ -103,6 +104,8 @@ def _darknet_header_size(head: bytes) -> int | None:
 def detect_format(path: str | os.PathLike) -> str:
     """``"yololab"``, ``"ultralytics"``, ``"yolov5"`` or ``"darknet"``, from the file's bytes.
 
+    A torch archive whose pickle names other objects than plain data and the reference packages' classes is
+    ``"torch-pickle"``: loading it goes through the restricted unpickler, which refuses what it does not know.
     Raises :class:`WeightsError` describing the file when it is none of these.
     """
     path = Path(path)
@@ -120,7 +123,9 @@ def detect_format(path: str | os.PathLike) -> str:
             return "ultralytics"
         if roots & {"yolov5", "models"}:
             return "yolov5"
-        return "yololab"  # verified when loaded (format key, weights_only)
+        if all(_is_plain_global(m, n) for m, n in refs):
+            return "yololab"  # plain data only; the format fields are checked when it is loaded
+        return "torch-pickle"  # other objects: only the restricted unpickler may look at it
     header = _darknet_header_size(head)
     if header is not None and size > header:
         if (size - header) % 4:
@@ -303,6 +308,15 @@ _ALLOWED_GLOBALS = {
 }
 
 
+def _is_plain_global(module: str, name: str) -> bool:
+    """A global that ``torch.load(weights_only=True)`` data uses: containers, tensor rebuilders, dtypes."""
+    if module == "__builtin__":
+        module = "builtins"
+    return ((module, name) in _ALLOWED_GLOBALS and module.split(".")[0] in ("collections", "torch", "_codecs")) \
+        or (module == "builtins" and name in _BUILTINS_ALLOWED) \
+        or (module == "torch" and (name in _STORAGE_DTYPES or name in _TORCH_DTYPES))
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickle a torch checkpoint without importing or running anything it names.
 
@@ -317,8 +331,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.source = source
 
     def find_class(self, module: str, name: str):
-        if module == "__builtin__":  # protocol-2 pickles use the Python 2 name
-            module = "builtins"
+        # protocol-2 pickles (torch.save's default) use Python 2 names: map them as pickle itself does
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         if (module, name) in _ALLOWED_GLOBALS:
             return _ALLOWED_GLOBALS[(module, name)]
         if module == "builtins" and name in _BUILTINS_ALLOWED:
@@ -442,7 +459,11 @@ def read_reference_checkpoint(path: str | os.PathLike) -> ReferenceCheckpoint:
     model = ckpt.get("ema") or ckpt.get("model")  # the EMA weights are the ones the references evaluate
     if not isinstance(model, StandIn):
         raise WeightsError(f"{path}: no model object under 'ema' or 'model' (keys: {sorted(map(str, ckpt))})")
-    source = "ultralytics" if model.ref_module.startswith("ultralytics") else "yolov5"
+    root_package = model.ref_module.split(".")[0]
+    if root_package not in ("ultralytics", "yolov5", "models"):
+        raise WeightsError(f"{path}: holds a pickled {model.class_path} object, not an Ultralytics or yolov5 "
+                           "model; save a state dict with yololab.models.weights.save_checkpoint instead")
+    source = "ultralytics" if root_package == "ultralytics" else "yolov5"
     root = _module_dict(model)
     yaml = root.get("yaml") if isinstance(root.get("yaml"), dict) else {}
     acts, anchors, strides, nc = set(), None, None, None
@@ -686,7 +707,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         load_darknet_weights(model, path)
     elif fmt == "yololab":
         model = _load_yololab(model, path)
-    else:
+    else:  # ultralytics, yolov5, or an unknown torch pickle that the restricted unpickler must vet
         model = _load_reference(model, path)
     log.info("loaded %s weights from %s into %s", fmt, path, _model_name(model))
     return model
