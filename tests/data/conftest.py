@@ -116,6 +116,7 @@ BAD_INPUT_TABLE = {
     "rgba.png":               ("ok", None),
     "wide.png":               ("warn", "extreme aspect ratio 4000x60"),
     "tiny.png":               ("rejected", "smaller than 10 px"),
+    "gif.jpg":                ("rejected", "GIF image: not a format the loader decodes"),
     "exif_rot.jpg":           ("ok", None),                       # shape reported as (64, 48)
     "name with spaces é ü.jpg": ("ok", None),
 }
@@ -166,6 +167,7 @@ def bad_corpus(tmp_path) -> Path:
     write_image(img_dir / "rgba.png", 40, 30, mode="RGBA")
     write_image(img_dir / "wide.png", 4000, 60)
     write_image(img_dir / "tiny.png", 8, 30)
+    write_image(img_dir / "gif.jpg", 40, 30, format="GIF")
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90: stored 64x48, shown 48x64
     write_image(img_dir / "exif_rot.jpg", 64, 48, exif=exif)

@@ -17,7 +17,9 @@ from yololab.data.formats import load_data_yaml
 def test_check_coco8_cli(coco8, tmp_path, data_helpers, capsys):
     before = data_helpers.hash_tree(coco8.parent)
     report = tmp_path / "out" / "report.json"
-    assert main(["data", "check", str(coco8), "--json", str(report), "--quiet"]) == 0
+    plot = tmp_path / "out" / "check.png"
+    assert main(["data", "check", str(coco8), "--json", str(report), "--plot", str(plot), "--quiet"]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data_helpers.hash_tree(coco8.parent) == before
     out = capsys.readouterr().out
     assert "OK, nothing rejected" in out and "person=10" in out

@@ -173,6 +173,17 @@ def test_coco_to_yolo_with_crowd(tmp_path, data_helpers):
     assert sum(a["iscrowd"] for a in back["annotations"]) == 1 and len(back["annotations"]) == 3
 
 
+def test_coco_duplicate_file_names_are_refused(tmp_path, data_helpers):
+    src = make_coco(tmp_path / "coco", data_helpers)
+    jf = src / "annotations" / "instances_val2017.json"
+    coco = json.loads(jf.read_text())
+    coco["images"][1]["file_name"] = "a.jpg"
+    jf.write_text(json.dumps(coco))
+    with pytest.raises(DataError, match="two images would both be written as 'a.jpg'"):
+        convert(src, tmp_path / "out", "coco", "yolo")
+    assert not (tmp_path / "out").exists()
+
+
 def test_coco_errors(tmp_path, data_helpers):
     with pytest.raises(DataError, match="no COCO annotation files"):
         read_coco(tmp_path)

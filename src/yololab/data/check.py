@@ -55,7 +55,7 @@ import cv2
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from yololab.data.formats import IMAGE_SUFFIXES, image_to_label_path, load_data_yaml
+from yololab.data.formats import image_to_label_path, load_data_yaml
 from yololab.data.io import pil_open
 from yololab.errors import DataError
 
@@ -63,6 +63,7 @@ MIN_SIZE = 10          # pixels; smaller images are rejected
 MAX_ASPECT = 20.0      # width/height (or the inverse) above this gets a warning
 CLIP_TOLERANCE = 0.01  # box edges this far outside [0, 1] are clipped, beyond that rejected
 CACHE_VERSION = 1
+DECODABLE_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "TIFF", "WEBP"}  # PIL's names; OpenCV decodes all of them
 
 # Reading several images at once from several threads is fine for PIL and OpenCV; keep OpenCV
 # itself single-threaded per call so the thread pool does not oversubscribe the cores.
@@ -129,10 +130,8 @@ def check_image(path: str | Path, decode: bool = False) -> ImageCheck:
         return fail("not an image (format not recognised)")
     except Exception as e:  # PIL raises many kinds (SyntaxError, OSError, struct.error...) on bad data
         return fail(f"corrupt or truncated image: {e}")
-    if f".{fmt.lower()}" not in IMAGE_SUFFIXES and not (fmt == "JPEG" and path.suffix.lower() in
-                                                        {".jpg", ".jpeg", ".mpo"}):
-        if fmt not in ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "MPO"):
-            return fail(f"unsupported image format {fmt}")
+    if fmt not in DECODABLE_FORMATS:
+        return fail(f"{fmt} image: not a format the loader decodes ({', '.join(sorted(DECODABLE_FORMATS))})")
     if fmt in ("JPEG", "MPO"):
         with open(path, "rb") as f:
             f.seek(-2, os.SEEK_END)
@@ -435,6 +434,43 @@ def format_summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_report(report: dict, path: str | Path) -> None:
+    """Bar chart of instances per class, and images per split by outcome, saved as an image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, counts = list(report["instances_per_class"]), list(report["instances_per_class"].values())
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8.0, 0.18 * len(names) + 4), 4),
+                                   gridspec_kw={"width_ratios": [max(len(names), 3), max(4, len(names) / 6)]})
+    ax1.bar(range(len(names)), counts, color="tab:blue")
+    ax1.set_xticks(range(len(names)), names, rotation=90, fontsize=7 if len(names) > 30 else 9)
+    ax1.set_ylabel("instances")
+    ax1.set_title("instances per class (all splits, rejected files left out)")
+    splits = list(report["splits"])
+    bottom = np.zeros(len(splits))
+    for key, color in (("labelled", "tab:green"), ("backgrounds", "tab:gray"), ("rejected", "tab:red")):
+        st = report["splits"]
+        vals = np.array([st[s]["images"] - st[s]["backgrounds"] - st[s]["rejected"] if key == "labelled"
+                         else st[s][key] for s in splits], dtype=float)
+        ax2.bar(splits, vals, bottom=bottom, color=color, label=key)
+        bottom += vals
+    ax2.set_title("images per split")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -444,6 +480,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         _atomic_write_text(Path(args.json), json.dumps(report, indent=1))
         print(f"report written to {args.json}")
+    if args.plot:
+        plot_report(report, args.plot)
+        print(f"plot written to {args.plot}")
     return 1 if report["rejected"] else 0
 
 
@@ -457,6 +496,8 @@ def register_cli(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("data", help="the dataset's data.yaml")
     p.add_argument("--json", metavar="REPORT", default=None, help="also write the full report to this JSON file")
+    p.add_argument("--plot", metavar="IMAGE", default=None,
+                   help="also save a chart of instances per class and images per split (.png, .svg, .pdf)")
     p.add_argument("--workers", type=int, default=None, help="threads reading files (default: min(8, cores + 2))")
     p.add_argument("--decode", action="store_true",
                    help="decode every image's pixels too: catches corrupt JPEG data, several times slower")

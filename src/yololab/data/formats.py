@@ -541,10 +541,14 @@ def _place_image(src: Path, dst: Path, link: bool) -> None:
     shutil.copyfile(src, dst)
 
 
-def _check_rel(rel: str, split: str) -> None:
+def _check_rel(rel: str, split: str, seen: set[str]) -> None:
+    """An output image path must stay inside its split folder and be used once."""
     p = Path(rel)
     if p.is_absolute() or ".." in p.parts:
         raise DataError(f"split '{split}': image path {rel!r} leaves its folder; refusing to write it")
+    if rel in seen:
+        raise DataError(f"split '{split}': two images would both be written as {rel!r}")
+    seen.add(rel)
 
 
 def coco_dict(ds: Dataset, split: str) -> dict:
@@ -584,8 +588,9 @@ def write_yolo(ds: Dataset, dst: Path, link: bool = False, progress: bool = Fals
 
     yaml_data: dict = {"path": ".", **{s: f"images/{s}" for s in ds.splits}, "names": dict(enumerate(ds.names))}
     for split, records in ds.splits.items():
+        seen: set[str] = set()
         for r in tqdm(records, desc=f"write {split}", unit="img", disable=not progress):
-            _check_rel(r.rel, split)
+            _check_rel(r.rel, split, seen)
             _place_image(r.path, dst / "images" / split / r.rel, link)
             label = image_to_label_path(dst / "images" / split / r.rel)
             label.parent.mkdir(parents=True, exist_ok=True)
@@ -607,8 +612,9 @@ def write_coco(ds: Dataset, dst: Path, link: bool = False, progress: bool = Fals
 
     (dst / "annotations").mkdir(parents=True, exist_ok=True)
     for split, records in ds.splits.items():
+        seen: set[str] = set()
         for r in tqdm(records, desc=f"write {split}", unit="img", disable=not progress):
-            _check_rel(r.rel, split)
+            _check_rel(r.rel, split, seen)
             _place_image(r.path, dst / "images" / split / r.rel, link)
         (dst / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco_dict(ds, split)),
                                                                      encoding="utf-8")
