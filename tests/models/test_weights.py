@@ -274,3 +274,30 @@ def test_ultralytics_checkpoint_other_class_count(tmp_path):
                                          r"\(checkpoint has 80\)"):
         model = build_model("yolov8n", num_classes=5, weights=tmp_path / "v8.pt")
     assert model.head.cv3[0][2].weight.shape == (5, 64, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------------
+
+def test_cli_convert_weights(tmp_path, capsys):
+    from yololab.cli import main
+    from yololab.models.darknet_weights import save_darknet_weights
+
+    src_model = _randomize_bn(build_model("yolov3-tiny", num_classes=4))
+    src = save_darknet_weights(src_model, tmp_path / "tiny.weights")
+    before = src.read_bytes()
+    assert main(["models", "convert-weights", str(src), str(tmp_path / "tiny.pt")]) == 0
+    assert "yolov3-tiny (num_classes=4, style=darknet" in capsys.readouterr().out  # guessed from the file size
+    assert src.read_bytes() == before
+    ckpt = load_checkpoint(tmp_path / "tiny.pt")
+    assert ckpt["model_name"] == "yolov3-tiny" and ckpt["num_classes"] == 4 and ckpt["source_format"] == "darknet"
+    loaded = build_model("yolov3-tiny", num_classes=4, weights=tmp_path / "tiny.pt")
+    assert torch.equal(loaded.head.m[0].weight, src_model.head.m[0].weight)
+    # refuses to overwrite, and bad input is one clear line with exit status 2
+    assert main(["models", "convert-weights", str(src), str(tmp_path / "tiny.pt")]) == 2
+    assert "exists" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("hello\n")
+    assert main(["models", "convert-weights", str(tmp_path / "notes.txt"), str(tmp_path / "x.pt")]) == 2
+    assert "a text file beginning with 'hello'" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

@@ -9,6 +9,7 @@ from yololab._cli_group import register_group
 MODULES = [
     "yololab.models.inspect",   # list, summary, compare
     "yololab.models.diagrams",  # diagram
+    "yololab.models.weights",   # convert-weights
 ]
 
 

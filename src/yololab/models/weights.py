@@ -711,3 +711,97 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         model = _load_reference(model, path)
     log.info("loaded %s weights from %s into %s", fmt, path, _model_name(model))
     return model
+
+
+# --------------------------------------------------------------------------------------------------------------
+# yololab models convert-weights
+# --------------------------------------------------------------------------------------------------------------
+
+def _darknet_model_for_size(path: Path) -> tuple[str, int] | None:
+    """(name, num_classes) of the yolov3 variant whose Darknet layout needs exactly this file's float count.
+
+    The count is linear in the class count (only the detection convs depend on it), so two meta-device
+    models per variant give the line; nothing is allocated.
+    """
+    from yololab.models.darknet_weights import DarknetHeader, darknet_conv_order
+    from yololab.models.registry import build_model
+
+    with open(path, "rb") as f:
+        header = DarknetHeader.from_bytes(f.read(20), path)
+    floats = (path.stat().st_size - header.size) // 4
+
+    def needed(name: str, nc: int) -> int:
+        with torch.device("meta"):
+            model = build_model(name, num_classes=nc)
+        return sum(t.numel() for e in darknet_conv_order(model) for _, t in e.tensors())
+
+    for name in ("yolov3", "yolov3-tiny"):
+        base, per_class = needed(name, 1), needed(name, 2) - needed(name, 1)
+        if floats >= base and (floats - base) % per_class == 0:
+            return name, 1 + (floats - base) // per_class
+    return None
+
+
+def infer_model(path: str | os.PathLike) -> tuple[str, int | None, dict]:
+    """Guess (zoo name, num_classes, builder kwargs) of the model a weights file holds; raise if it cannot."""
+    from yololab.models.registry import list_models
+
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "yololab":
+        ckpt = load_checkpoint(path)
+        return ckpt["model_name"], ckpt["num_classes"], ckpt.get("model_kwargs") or {}
+    if fmt == "darknet":
+        found = _darknet_model_for_size(path)
+        if found is None:
+            raise WeightsError(f"{path}: a Darknet .weights file whose size fits neither yolov3 nor yolov3-tiny "
+                               "for any class count")
+        return found[0], found[1], {}
+    ref = read_reference_checkpoint(path)
+    stem = Path(str(ref.yaml_file or "")).stem  # "yolov8n", "yolov3-tiny", or "yolov8" + yaml scale
+    scale = ref.yaml.get("scale") or ""
+    for name in (stem, stem + scale):
+        if name in list_models():
+            return name, ref.num_classes, {}
+    raise WeightsError(f"{path}: cannot tell which zoo model this {ref.source} checkpoint is (yaml file "
+                       f"{ref.yaml_file!r}); pass --model NAME")
+
+
+def cmd_convert_weights(args: argparse.Namespace) -> int:
+    from yololab.models.registry import build_model
+
+    src, dst = Path(args.src), Path(args.dst)
+    if dst.exists() and (dst.resolve() == src.resolve() or not args.force):
+        raise WeightsError(f"{dst}: exists; choose another name or pass --force to replace it"
+                           if dst.resolve() != src.resolve() else f"{dst}: would overwrite the source file")
+    fmt = detect_format(src)
+    name, nc, kwargs = infer_model(src) if args.model is None else (args.model, None, {})
+    nc = args.num_classes or nc or 80
+    model = build_model(name, num_classes=nc, weights=src, **kwargs)
+    save_checkpoint(model, dst, source_file=src.name, source_format=fmt)
+    n = sum(p.numel() for p in model.parameters())
+    style = (model.meta.extra or {}).get("style")
+    print(f"wrote {dst}: yololab checkpoint of {name} (num_classes={nc}{f', style={style}' if style else ''}, "
+          f"{n:,} parameters) from the {fmt} file {src}")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "convert-weights", help="Convert Darknet / Ultralytics / yolov5 weights into a yololab checkpoint.",
+        description="Read SRC (a Darknet .weights file, an Ultralytics or yolov5 .pt checkpoint, or a yololab "
+                    "checkpoint; the format is detected from the bytes), load it into the matching zoo model and "
+                    "write DST as a yololab checkpoint that build_model(name, weights=DST) and every yololab "
+                    "command read. Reference .pt files are read without their packages and without running any "
+                    "code in them. The model is guessed from the file (yaml name, or the size of a .weights "
+                    "file) unless --model is given.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("src", help="weights file to convert")
+    p.add_argument("dst", help="yololab checkpoint to write (written atomically; never replaces SRC)")
+    p.add_argument("--model", default=None,
+                   help="zoo model name (see `yololab models list`); None: guessed from the file")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="class count of the model to build; None: the file's (a different count keeps the "
+                        "class outputs at init)")
+    p.add_argument("--force", action="store_true", help="replace DST if it exists")
+    p.set_defaults(func=cmd_convert_weights)
