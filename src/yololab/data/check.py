@@ -7,6 +7,8 @@ input                                             outcome
 ================================================  ===========================================
 missing, empty, or not-an-image file              image rejected
 image PIL cannot parse / PNG with a bad chunk     image rejected (truncated or corrupt)
+GIF or other format OpenCV does not decode        image rejected
+corrupt JPEG data inside the file                 image rejected with ``decode`` (else unseen)
 JPEG without its end marker (FFD9)                loads, with a warning (bottom may be grey)
 image smaller than 10 px on a side                image rejected
 aspect ratio above 20:1                           loads, with a warning
@@ -20,6 +22,7 @@ width or height <= 0                              label file rejected
 box edge outside [0, 1] by at most 1 %            clipped to [0, 1], with a warning
 box edge outside [0, 1] by more than 1 %          label file rejected
 duplicate rows                                    removed, with a warning
+label file that is not UTF-8 text                 label file rejected
 CRLF line ends, UTF-8 BOM, blank lines, spaces    valid
 label file with no image (orphan)                 reported by ``check``; not an error
 ================================================  ===========================================

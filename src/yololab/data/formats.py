@@ -264,27 +264,29 @@ def read_yolo(src: str | Path) -> Dataset:
     Images or label files that ``yololab data check`` would reject are left out, with a note each.
     Ignore regions come from the COCO json files named under ``annotations`` in the yaml.
     """
-    from yololab.data.check import check_image, check_label
+    from yololab.data.check import scan_split
 
     cfg = load_data_yaml(_find_yaml(Path(src)))
     notes: list[str] = []
     splits: dict[str, list[ImageRecord]] = {}
     for split, images in cfg.splits.items():
         ignore = _read_ignore_regions(cfg.annotations[split], cfg.names) if split in cfg.annotations else {}
-        base = Path(os.path.commonpath([str(p.parent) for p in images]))
+        # paths are kept relative to images/<split> (where write_yolo puts them and what the ignore
+        # json's file_name holds), or to the images' common folder for other layouts
+        base = cfg.root / "images" / split
+        if not all(base in p.parents for p in images):
+            base = Path(os.path.commonpath([str(p.parent) for p in images]))
         records = []
-        for img in images:
-            ic = check_image(img)
-            lc = check_label(image_to_label_path(img), cfg.num_classes)
-            if ic.error or lc.error:
-                notes.append(f"skipped: {ic.error or lc.error}")
+        for s in scan_split(images, cfg.num_classes, progress=f"read {split}"):
+            if s.error:
+                notes.append(f"skipped: {s.error}")
                 continue
-            h, w = ic.shape
-            rel = img.relative_to(base).as_posix()
+            h, w = s.shape
+            rel = s.image.relative_to(base).as_posix()
             rows = [(int(c), (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, False)
-                    for c, cx, cy, bw, bh in lc.labels.astype(np.float64)]
+                    for c, cx, cy, bw, bh in s.labels.astype(np.float64)]
             rows += ignore.get(rel, [])
-            records.append(_record(img, rel, w, h, rows))
+            records.append(_record(s.image, rel, w, h, rows))
         splits[split] = records
     return Dataset(names=cfg.names, splits=splits, notes=notes)
 
@@ -292,15 +294,22 @@ def read_yolo(src: str | Path) -> Dataset:
 def _read_ignore_regions(json_path: Path, names: list[str]) -> dict[str, list[tuple]]:
     """The iscrowd boxes of a COCO json, by image file_name, mapped to ``names`` by class name."""
     coco = _load_json(json_path)
-    cat_name = {c["id"]: c["name"] for c in coco.get("categories", [])}
-    file_of = {im["id"]: im["file_name"] for im in coco.get("images", [])}
+    try:
+        cat_name = {c["id"]: c["name"] for c in coco.get("categories", [])}
+        file_of = {im["id"]: im["file_name"] for im in coco.get("images", [])}
+    except (KeyError, TypeError):
+        raise DataError(f"{json_path}: expected categories with id/name and images with id/file_name") from None
     index = {n: i for i, n in enumerate(names)}
     out: dict[str, list[tuple]] = {}
-    for a in coco.get("annotations", []):
-        if a.get("iscrowd") and cat_name.get(a["category_id"]) in index:
-            x, y, w, h = (float(v) for v in a["bbox"])
-            out.setdefault(file_of[a["image_id"]], []).append(
-                (index[cat_name[a["category_id"]]], x, y, x + w, y + h, True))
+    for i, a in enumerate(coco.get("annotations", [])):
+        try:
+            if a.get("iscrowd") and cat_name.get(a["category_id"]) in index:
+                x, y, w, h = (float(v) for v in a["bbox"])
+                out.setdefault(file_of[a["image_id"]], []).append(
+                    (index[cat_name[a["category_id"]]], x, y, x + w, y + h, True))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise DataError(f"{json_path}: annotations[{i}]: expected image_id (one of the images), "
+                            f"category_id and bbox [x, y, w, h]") from None
     return out
 
 
@@ -443,7 +452,12 @@ def read_voc(src: str | Path, lists: dict[str, str] | None = None) -> Dataset:
             if not (width and height):  # some VOC-like sets leave <size> empty: read the header
                 with pil_open(path) as im:
                     width, height = im.size
-            rows = [(index[n], x1 - 1, y1 - 1, x2, y2, difficult) for n, x1, y1, x2, y2, difficult in objects]
+            rows = []
+            for n, x1, y1, x2, y2, difficult in objects:
+                if x2 <= x1 - 1 or y2 <= y1 - 1:
+                    notes.append(f"{path.name}: {n} box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) has no area, left out")
+                    continue
+                rows.append((index[n], x1 - 1, y1 - 1, x2, y2, difficult))
             records.append(_record(path, path.name, width, height, rows))
         splits[split] = records
     return Dataset(names=list(names), splits=splits, notes=notes)
@@ -462,7 +476,10 @@ def _parse_voc_xml(xml_path: Path, src: Path) -> tuple[Path, int, int, list[tupl
         except (AttributeError, TypeError, ValueError):
             raise DataError(f"{xml_path}: <{tag}> missing or not a number") from None
 
-    filename = (root.findtext("filename") or xml_path.stem + ".jpg").strip()
+    # the image is JPEGImages/<id>.jpg; <filename> is a fallback (it is wrong in a few VOC files)
+    filename = xml_path.stem + ".jpg"
+    if not (src / "JPEGImages" / filename).is_file() and root.findtext("filename"):
+        filename = root.findtext("filename").strip()
     size = root.find("size")
     width = int(num(size, "width")) if size is not None and size.findtext("width") else 0
     height = int(num(size, "height")) if size is not None and size.findtext("height") else 0
