@@ -127,7 +127,7 @@ def test_complete_download(tiny, server, tmp_path, capsys):
 
 def test_interrupted_download_resumes(tiny, server, tmp_path):
     server.cuts, server.cut_after = 2, 1500  # first two responses stop after 1500 bytes each
-    data_yaml = dl.download_dataset("tiny", tmp_path / "d", progress=False)
+    data_yaml = dl.download_dataset("tiny", tmp_path / "d", progress=False, backoff=0.01)
     _check_tiny(data_yaml)
     assert [r for _, r in server.requests] == [None, "bytes=1500-", "bytes=3000-"]
     assert (tmp_path / "d" / "downloads" / "tiny.zip").read_bytes() == tiny
@@ -136,7 +136,7 @@ def test_interrupted_download_resumes(tiny, server, tmp_path):
 def test_incomplete_after_retries_keeps_part_then_resumes(tiny, server, tmp_path):
     server.cuts, server.cut_after = 10, 1000
     with pytest.raises(DataError, match="download incomplete after 2 attempts; the partial file"):
-        dl.download_dataset("tiny", tmp_path / "d", retries=1, progress=False)
+        dl.download_dataset("tiny", tmp_path / "d", retries=1, progress=False, backoff=0)
     part = tmp_path / "d" / "downloads" / "tiny.zip.part"
     assert part.read_bytes() == tiny[:2000]
     server.cuts = 0

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tarfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -161,12 +162,13 @@ DATASETS: dict[str, DatasetSource] = {
 # ---------------------------------------------------------------------------------------------
 
 
-def fetch(url: str, dest: Path, retries: int = 5, timeout: float = 60.0, progress: bool = True) -> Path:
+def fetch(url: str, dest: Path, retries: int = 5, timeout: float = 60.0, progress: bool = True,
+          backoff: float = 1.0) -> Path:
     """Download ``url`` to ``dest``, resuming ``dest.part`` with HTTP Range after any interruption.
 
     A server that ignores Range (answers 200) restarts the download from zero. Raises DataError
     when the download is still incomplete after ``retries`` attempts; the ``.part`` file is kept,
-    so running again resumes it.
+    so running again resumes it. Waits ``backoff * 2**attempt`` seconds (at most 30) between tries.
     """
     from tqdm import tqdm
 
@@ -215,6 +217,7 @@ def fetch(url: str, dest: Path, retries: int = 5, timeout: float = 60.0, progres
         if attempt < retries:
             print(f"download interrupted after {size} of {total or '?'} bytes ({error or 'connection closed'}); "
                   f"resuming")
+            time.sleep(min(backoff * 2 ** attempt, 30.0))
     raise DataError(f"{url}: download incomplete after {retries + 1} attempts; the partial file {part} "
                     f"is kept, run the command again to resume")
 
@@ -273,7 +276,7 @@ def unpack(archive: Path, into: Path) -> None:
 
 
 def download_dataset(name: str, out: str | Path, url_base: str | None = None, retries: int = 5,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, backoff: float = 1.0) -> Path:
     """Download, verify, unpack and convert dataset ``name`` of :data:`DATASETS`; returns its data.yaml.
 
     ``url_base`` replaces everything before each file name in the table's URLs (a mirror); the
@@ -295,7 +298,7 @@ def download_dataset(name: str, out: str | Path, url_base: str | None = None, re
         url = remote.url if not url_base else url_base.rstrip("/") + "/" + remote.filename
         archive = downloads / remote.filename
         if not archive.is_file():
-            fetch(url, archive, retries=retries, progress=progress)
+            fetch(url, archive, retries=retries, progress=progress, backoff=backoff)
             verify(archive, remote)
         elif not (raw / f".{archive.name}.unpacked").exists():
             verify(archive, remote)
