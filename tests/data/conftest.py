@@ -172,7 +172,8 @@ def bad_corpus(tmp_path) -> Path:
     exif[0x0112] = 6  # rotate 90: stored 64x48, shown 48x64
     write_image(img_dir / "exif_rot.jpg", 64, 48, exif=exif)
     image("name with spaces é ü.jpg")
-    for name in ("corrupt_data.jpg", "no_eoi.jpg", "gray.png", "rgba.png", "wide.png", "tiny.png", "exif_rot.jpg", "name with spaces é ü.jpg"):
+    for name in ("corrupt_data.jpg", "no_eoi.jpg", "gray.png", "rgba.png", "wide.png", "tiny.png", "exif_rot.jpg",
+                 "name with spaces é ü.jpg"):
         label(name, GOOD_ROW)
     label("orphan.jpg", GOOD_ROW)  # a label file with no image
 

@@ -198,7 +198,8 @@ def voc_tar(tmp_path: Path, data_helpers, year: str, lists: dict[str, list[str]]
 
 
 def test_voc_download_merges_years(server, tmp_path, data_helpers, monkeypatch):
-    tars = {"voc07.tar": voc_tar(tmp_path, data_helpers, "2007", {"trainval": ["000001", "000002"], "test": ["000003"]}),
+    tars = {"voc07.tar": voc_tar(tmp_path, data_helpers, "2007",
+                                 {"trainval": ["000001", "000002"], "test": ["000003"]}),
             "voc12.tar": voc_tar(tmp_path, data_helpers, "2012", {"trainval": ["2008_000001"]})}
     server.files.update(tars)
     monkeypatch.setitem(dl.DATASETS, "tinyvoc", dl.DatasetSource(description="test", prepare=dl.prepare_voc, files=[

@@ -18,7 +18,6 @@ from yololab.data.formats import (
     load_data_yaml,
     read_coco,
     read_voc,
-    read_yolo,
 )
 from yololab.errors import DataError
 
