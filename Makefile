@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean diagrams
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/yololab demo --out runs/demo
+
+# regenerate the architecture diagrams and the comparison table under docs/ from the model code
+diagrams: $(STAMP)
+	$(BIN)/yololab models diagram yolov3 yolov5s yolov8s yolo11s --out docs/diagrams --generations
+	$(BIN)/yololab models compare --out docs/architectures.csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -128,3 +128,82 @@ def test_summary_text_toy():
     assert "backbone" in text and "neck" in text and "head" in text
     assert "16x4x4 -> 16x8x8" in text  # the upsample
     assert "model total (11 blocks)" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# The real zoo
+# ------------------------------------------------------------------------------------------------
+
+from yololab.cli import main  # noqa: E402
+from yololab.models import build_model, list_models  # noqa: E402
+from yololab.models.inspect import trace_zoo_model, zoo_rows  # noqa: E402
+
+# published by the references (Ultralytics / yolov5 model summaries at 640): GFLOPs rounded to 0.1
+REFERENCE_GFLOPS = {"yolov8n": 8.7, "yolov8s": 28.6, "yolov8m": 78.9, "yolov5n": 4.5}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {r.name: r for r in zoo_rows(640, progress=False)}
+
+
+def test_every_zoo_model_traces_completely(rows):
+    """Each parameter belongs to exactly one block, each block's inputs are known, strides match the meta."""
+    assert list(rows) == list_models()
+    for name in list_models():
+        t = trace_zoo_model(name, 640)
+        assert sum(b.params for b in t.blocks) == t.params == rows[name].params, name
+        assert sum(b.flops for b in t.blocks) == t.flops, name
+        assert all(i is not None for b in t.blocks for i in b.inputs), name
+        assert all(src < dst for src, dst in t.edges), name  # data flows forward through the list
+        head = t.group("head")[-1]
+        assert head.sources and all(t.blocks[i].group == "neck" for i in head.sources) or name == "yolov3-tiny"
+        strides = [round(640 / t.blocks[i].out_shapes[0][2]) for i in head.sources]
+        assert strides == rows[name].strides, name
+
+
+def test_gflops_match_reference_and_real_run(rows):
+    for name, g in REFERENCE_GFLOPS.items():
+        assert round(rows[name].gflops, 1) == g, name
+    # the meta-device count is the count of a real forward pass (checked at 640 for one model)
+    real = trace_zoo_model("yolov8n", 640)
+    cpu = build_model("yolov8n")
+    from yololab.models.inspect import trace_model
+
+    on_cpu = trace_model(cpu, 640)
+    assert on_cpu.flops == real.flops and on_cpu.edges == real.edges
+    assert [b.out_shapes for b in on_cpu.blocks] == [b.out_shapes for b in real.blocks]
+
+
+def test_count_flops_agrees_if_present():
+    flops = pytest.importorskip("yololab.models.flops")
+    model = build_model("yolov5n")
+    assert flops.count_flops(model, imgsz=320) == pytest.approx(trace_zoo_model("yolov5n", 320).gflops, rel=1e-6)
+
+
+def test_cli_list_summary_compare(tmp_path, capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in list_models())
+    assert "3,157,200" in out and "anchor-free" in out and "anchor-based" in out
+
+    assert main(["models", "summary", "yolov8n", "--imgsz", "320"]) == 0
+    out = capsys.readouterr().out
+    assert "64x40x40 + 128x40x40" not in out  # at 320 the maps are 40/20/10
+    assert "64x40x40" in out and " 22  15,18,21  DetectHead" in out and "model total (23 blocks)" in out
+
+    csv_path = tmp_path / "docs" / "arch.csv"
+    assert main(["models", "compare", "--out", str(csv_path)]) == 0
+    with open(csv_path) as f:
+        recs = list(csv.DictReader(f))
+    assert [r["model"] for r in recs] == list_models()
+    v8s = next(r for r in recs if r["model"] == "yolov8s")
+    assert v8s["parameters"] == "11166560" and v8s["anchors"] == "anchor-free" and v8s["version"] == "YOLOv8"
+    md = csv_path.with_suffix(".md").read_text()
+    assert md.count("\n| yolo") == len(list_models()) and "| 11,166,560 |" in md
+
+    assert main(["models", "summary", "yolov9n"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["models", "compare", "--out", str(tmp_path / "arch.txt")]) == 2
+    assert ".csv" in capsys.readouterr().err
+    assert main(["models", "summary", "yolov8n", "--imgsz", "0"]) == 2

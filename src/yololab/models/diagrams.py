@@ -385,9 +385,15 @@ def _atomic_path(path: Path) -> str:
 
 def _save_figure(fig, path: Path, dpi: int) -> None:
     """Save a matplotlib figure atomically (temporary file in the same folder, then os.replace)."""
+    import matplotlib
+
     tmp = _atomic_path(path)
     try:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix[1:], metadata={"Date": None} if path.suffix == ".svg" else None)
+        # SVG: keep text as text (small, searchable) and make ids reproducible, so regenerating an
+        # unchanged diagram gives an identical file
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "yololab"}):
+            fig.savefig(tmp, dpi=dpi, format=path.suffix[1:],
+                        metadata={"Date": None} if path.suffix == ".svg" else None)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import os
 import sys
@@ -243,8 +244,9 @@ def build_for_inspection(name: str, num_classes: int = 80) -> nn.Module:
         return build_model(name, num_classes=num_classes)
 
 
+@functools.lru_cache(maxsize=64)
 def trace_zoo_model(name: str, imgsz: int = 640, num_classes: int = 80) -> Trace:
-    """Build ``name`` on the meta device and trace it.
+    """Build ``name`` on the meta device and trace it (cached: the demo and tests ask for a model twice).
 
     If the model cannot run on the meta device (some op needs real data), it is built and traced on the
     CPU instead; both give identical shapes, parameters and FLOPs, the CPU only takes longer.

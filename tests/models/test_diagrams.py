@@ -1,0 +1,122 @@
+"""Tests of yololab.models.diagrams: layout geometry and the four output formats, on the real zoo models."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from yololab.cli import main
+from yololab.models.diagrams import generations_figure, layout, to_mermaid, write_diagram
+from yololab.models.inspect import INPUT, trace_zoo_model
+
+FAMILIES = ["yolov3", "yolov3-tiny", "yolov5n", "yolov8n", "yolo11n"]
+
+
+@pytest.fixture(scope="module")
+def traces():
+    return {name: trace_zoo_model(name, 640) for name in FAMILIES}
+
+
+def _inside(x, y, box, pad=0.5):
+    return box.x + pad < x < box.x + box.w - pad and box.y + pad < y < box.y + box.h - pad
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_layout_boxes_do_not_overlap_and_edges_avoid_boxes(traces, name):
+    lay = layout(traces[name])
+    boxes = list(lay.boxes.values())
+    assert len(boxes) == len(traces[name].blocks) + 1  # + the input image
+    for i, a in enumerate(boxes):
+        assert 0 <= a.x and a.x + a.w <= lay.width and 0 <= a.y and a.y + a.h <= lay.legend_y
+        for b in boxes[i + 1:]:
+            assert a.x + a.w <= b.x or b.x + b.w <= a.x or a.y + a.h <= b.y or b.y + b.h <= a.y, (a.title, b.title)
+    # one routed edge per data-flow edge; no segment passes through a box (sampled along each segment)
+    assert len(lay.edges) == len(set(traces[name].edges))
+    for e in lay.edges:
+        assert e.points[0] != e.points[-1]
+        for (x0, y0), (x1, y1) in zip(e.points, e.points[1:]):
+            assert x0 == x1 or y0 == y1  # orthogonal routing
+            for t in [k / 20 for k in range(21)]:
+                x, y = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
+                hit = [b.title for b in boxes if _inside(x, y, b)]
+                assert not hit, f"edge {e.src}->{e.dst} crosses {hit}"
+
+
+def test_layout_pyramid_and_columns(traces):
+    lay = layout(traces["yolov8n"])
+    assert [c[0] for c in lay.columns] == ["backbone", "neck", "head"]
+    subs = [lay.boxes[i].subtitle for i in (4, 6, 9)]  # P3, P4, P5 of the YOLOv8 backbone
+    assert [s.split(",")[0] for s in subs] == ["80x80", "40x40", "20x20"]
+    assert lay.boxes[22].col == 2 and lay.boxes[0].col == 0 and lay.boxes[10].col == 1
+    kinds = {(e.src, e.dst): e.kind for e in lay.edges}
+    assert kinds[(8, 9)] == "flow" and kinds[(6, 11)] == "cross" and kinds[(12, 17)] == "skip"
+
+
+def test_write_all_formats(traces, tmp_path):
+    t = traces["yolov8n"]
+    paths = write_diagram(t, tmp_path / "out")
+    assert sorted(p.name for p in paths) == ["yolov8n.drawio", "yolov8n.mmd", "yolov8n.png", "yolov8n.svg"]
+    edges = set(t.edges)
+
+    # draw.io: uncompressed mxGraph XML, one vertex per block (+ the input), one edge per data-flow edge
+    root = ET.parse(tmp_path / "out" / "yolov8n.drawio").getroot()
+    assert root.tag == "mxfile" and root.find("diagram/mxGraphModel/root") is not None
+    cells = root.iter("mxCell")
+    cells = list(cells)
+    ids = {c.get("id") for c in cells}
+    blocks = [c for c in cells if c.get("vertex") == "1" and c.get("id").startswith("block-")]
+    assert len(blocks) == len(t.blocks) == 23
+    drawn = [c for c in cells if c.get("edge") == "1"]
+    assert len(drawn) == len(edges)
+    assert all(c.get("source") in ids and c.get("target") in ids for c in drawn)
+    as_pairs = {(-1 if c.get("source") == "input" else int(c.get("source")[6:]), int(c.get("target")[6:]))
+                for c in drawn}
+    assert as_pairs == edges
+    assert "12 C2f" in next(c.get("value") for c in blocks if c.get("id") == "block-12")
+
+    # Mermaid: one node per block, one arrow per edge
+    mmd = (tmp_path / "out" / "yolov8n.mmd").read_text()
+    assert mmd.count("flowchart TB") == 1
+    for b in t.blocks:
+        assert mmd.count(f'    b{b.index}["') == 1
+    assert mmd.count(" --> ") == len(edges)
+    assert "  b6 --> b11" in mmd and "  input --> b0" in mmd
+
+    # SVG is valid XML; the PNG is a sensible size
+    svg = ET.parse(tmp_path / "out" / "yolov8n.svg").getroot()
+    assert svg.tag.endswith("svg")
+    from PIL import Image
+
+    with Image.open(tmp_path / "out" / "yolov8n.png") as im:
+        w, h = im.size
+    assert 800 < w < 2500 and 1000 < h < 3500
+
+
+def test_mermaid_toy_ids_are_safe(traces):
+    text = to_mermaid(traces["yolov3-tiny"])
+    assert "classDef t_MaxPool2d" in text  # class names reduced to identifiers
+
+
+def test_generations_figure(traces, tmp_path):
+    out = tmp_path / "generations.png"
+    generations_figure([traces["yolov5n"], traces["yolov8n"]], [out])
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size[0] > im.size[1]  # side by side
+
+
+def test_cli_diagram(tmp_path, capsys):
+    assert main(["models", "diagram", "yolo11n", "--out", str(tmp_path), "--formats", "mmd,drawio",
+                 "--imgsz", "320"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["yolo11n.drawio", "yolo11n.mmd"]
+    assert "10x10, 256 ch" in (tmp_path / "yolo11n.mmd").read_text()  # P5 at 320 / 32
+    assert main(["models", "diagram", "yolo11n", "--out", str(tmp_path), "--formats", "jpg"]) == 2
+    assert "--formats" in capsys.readouterr().err
+    assert main(["models", "diagram", "yolo12n", "--out", str(tmp_path)]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    f = tmp_path / "a_file"
+    f.write_text("keep me")
+    assert main(["models", "diagram", "yolo11n", "--out", str(f), "--formats", "mmd"]) == 2
+    assert f.read_text() == "keep me"
