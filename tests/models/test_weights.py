@@ -301,3 +301,11 @@ def test_cli_convert_weights(tmp_path, capsys):
     assert main(["models", "convert-weights", str(tmp_path / "notes.txt"), str(tmp_path / "x.pt")]) == 2
     assert "a text file beginning with 'hello'" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_checkpoint_with_other_activations_is_refused(tmp_path):
+    """yolov5's hub/yolov5s-LeakyReLU.yaml has yolov5s's shapes but LeakyReLU: loading it must not pass silently."""
+    _yolov5_checkpoint("hub/yolov5s-LeakyReLU.yaml", tmp_path / "leaky.pt")
+    assert read_reference_checkpoint(tmp_path / "leaky.pt").activations == {"LeakyReLU"}
+    with pytest.raises(WeightsError, match="uses LeakyReLU activations, yolov5s uses SiLU"):
+        build_model("yolov5s", weights=tmp_path / "leaky.pt")

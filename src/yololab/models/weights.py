@@ -677,6 +677,14 @@ def _load_reference(model: nn.Module, path: Path) -> nn.Module:
         # yolov5's hub/yolov3*.yaml networks use SiLU and the yolov5 decode: build that variant instead.
         log.info("%s: SiLU activations in the checkpoint: using %s with style='yolov5'", path, name)
         model = _rebuild_like(model, style="yolov5")
+    elif model.meta.family == "yolov3" and style == "yolov5" and "LeakyReLU" in ref.activations \
+            and "SiLU" not in ref.activations:
+        log.info("%s: LeakyReLU activations in the checkpoint: using %s with style='darknet'", path, name)
+        model = _rebuild_like(model, style="darknet")
+    ours = {type(m).__name__ for m in model.modules() if type(m).__module__ == "torch.nn.modules.activation"}
+    if ref.activations and ours and ref.activations != ours:
+        raise WeightsError(f"{path}: the checkpoint's network uses {', '.join(sorted(ref.activations))} "
+                           f"activations, {name} uses {', '.join(sorted(ours))}: its outputs would be wrong")
     kwargs = model_build_kwargs(model)
     file_nc = ref.num_classes if ref.num_classes is not None else model.meta.num_classes
     what = f"{ref.source} checkpoint ({ref.yaml_file or ref.class_path}, nc={file_nc})"
