@@ -257,3 +257,18 @@ def test_ours_file_is_validated(tmp_path):
     bad.write_text("model,value\nx,39\n", encoding="utf-8")
     with pytest.raises(YololabError, match="missing column"):
         sota.load_ours(bad)
+
+
+def test_summary_links_point_at_the_rows_they_name():
+    """docs/sota_summary.md cites rows as [model](sota_table.csv#LN): line N must hold that model."""
+    import re
+
+    summary = (REPO / "docs" / "sota_summary.md").read_text(encoding="utf-8")
+    by_line = {r.line: r for r in sota.load_sota_table(TABLE)}
+    links = re.findall(r"\[([^\]]+)\]\(sota_table\.csv#L(\d+)\)", summary)
+    assert len(links) >= 40
+    for text, line in links:
+        assert int(line) in by_line, f"link to line {line}, which is not a data row"
+        assert by_line[int(line)].model == text, f"line {line} holds {by_line[int(line)].model!r}, not {text!r}"
+    for name in ("sota_detection", "sota_segmentation", "sota_classification", "sota_video"):
+        assert f"(figures/{name}.png)" in summary and (REPO / "docs" / "figures" / f"{name}.png").is_file()

@@ -19,8 +19,9 @@ Conventions the loader enforces:
 - ``speed`` is empty, or positive with a ``speed_unit`` (``ms`` or ``FPS``) and the ``hardware``
   it ran on; ``precision`` and ``batch`` are filled only when the source states them. Without a speed,
   the speed fields stay empty.
-- ``extra_data`` is ``no`` or says which data beyond the benchmark's own training set (and the usual
-  ImageNet-1K backbone initialisation) the result relies on; ``tta`` is ``yes``, ``no`` or ``unstated``.
+- ``extra_data`` is ``no``, ``unstated ...`` (the source does not say), or names the data beyond the
+  benchmark's own training set (and the usual ImageNet-1K backbone initialisation) the result relies
+  on; ``tta`` is ``yes``, ``no`` or ``unstated``.
 - ``date`` (``YYYY-MM`` or ``YYYY-MM-DD``) is when the source published the figure; it may not lie
   in the future nor after ``accessed`` (``YYYY-MM-DD``).
 - ``source_url`` is an https address: a GitHub file (``/OWNER/REPO/blob/REF/PATH``), an arXiv
@@ -98,7 +99,9 @@ class SotaRow:
 
     @property
     def uses_extra_data(self) -> bool:
-        return self.extra_data.strip().lower() != "no"
+        """True when the row names extra data; ``no`` and ``unstated ...`` are not counted."""
+        text = self.extra_data.strip().lower()
+        return not (text == "no" or text.startswith("unstated"))
 
     @property
     def protocol(self) -> tuple[str, str, str]:
