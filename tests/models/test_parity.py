@@ -65,6 +65,7 @@ def yolov5_model(rel_yaml: str) -> nn.Module:
 
 
 def assert_parity(ours: nn.Module, ref: nn.Module, imgsz: int = 640) -> float:
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
     torch.manual_seed(0)
     randomize_batchnorm(ref)
     ours.load_state_dict(reference_state_dict_to_yololab(ours, ref.state_dict()), strict=True)
