@@ -4,12 +4,13 @@ and compare the transformed box with the bounding box of the transformed drawing
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 
-from yololab.data.augment import (AugmentConfig, Photometric, augment_hsv, box_candidates, flip_lr, flip_ud,
-                                  letterbox, mixup, random_affine, unletterbox_boxes, xywhn_to_xyxy,
+from yololab.data.augment import (AugmentConfig, scale_translate_into, Photometric, augment_hsv, box_candidates, flip_lr, flip_ud,
+                                  letterbox, mixup, random_affine, transform_boxes, unletterbox_boxes, xywhn_to_xyxy,
                                   xyxy_to_xywhn)
 from yololab.errors import ConfigError
 
@@ -162,3 +163,28 @@ def test_from_dict_rejects_unknown_keys():
         AugmentConfig.from_dict({"mosiac": 1.0}, where="hyp.yaml")
     with pytest.raises(ConfigError, match="fliplr"):
         AugmentConfig.from_dict({"fliplr": "often"})
+
+
+@pytest.mark.parametrize("s,tx,ty", [(0.5, -320.0, -300.0), (1.37, -100.3, 20.7), (1.0, 0.0, 0.0), (0.8, 50.5, -10.2)])
+def test_scale_translate_fast_path_matches_warp_affine(s, tx, ty):
+    """The crop + resize path (no rotation/shear) gives the picture of the general warp, and returns the
+    matrix it really applied (within a pixel of the requested one)."""
+    yy, xx = np.mgrid[0:400, 0:500]
+    img = np.stack([(xx * 0.5) % 256, (yy * 0.6) % 256, (xx + yy) * 0.25 % 256], -1).astype(np.uint8)
+    M = np.array([[s, 0, tx], [0, s, ty], [0, 0, 1.0]])
+    fast = np.full((240, 320, 3), 114, np.uint8)
+    done = scale_translate_into(fast, img, M)
+    ref = cv2.warpAffine(img, done[:2], (320, 240), borderValue=(114, 114, 114))
+    assert np.abs(done - M).max() < 1.5
+    inner = (slice(4, -4), slice(4, -4))
+    assert np.abs(fast[inner].astype(int) - ref[inner]).mean() < 3
+    # a drawn rectangle lands where the returned matrix puts its box
+    rect = np.zeros_like(img)
+    rect[150:260, 330:430] = 255
+    moved = np.zeros((240, 320, 3), np.uint8)
+    scale_translate_into(moved, rect, M)
+    box = transform_boxes(np.array([[330, 150, 430, 260]], np.float32), done, 320, 240)[0]
+    if (moved[..., 1] > 127).any():
+        np.testing.assert_allclose(mask_box(moved, 127), box, atol=1.0)
+    if (s, tx, ty) == (1.0, 0.0, 0.0):
+        assert np.array_equal(fast, img[:240, :320])

@@ -48,9 +48,10 @@ def same(a: dict, b: dict) -> bool:
     return torch.equal(a["img"], b["img"]) and torch.equal(a["bboxes"], b["bboxes"]) and torch.equal(a["cls"], b["cls"])
 
 
-def test_boxes_follow_objects_through_mosaic_affine_flips(rects, tmp_path):
+@pytest.mark.parametrize("rotate", [True, False])  # general warp, and the scale + translate fast path
+def test_boxes_follow_objects_through_mosaic_affine_flips(rects, tmp_path, rotate):
     """Pixels and boxes go through the same mosaic, rotation, shear, scale, translation and flips."""
-    hyp = replace(PLAIN, degrees=15, shear=5, scale=0.4, flipud=0.5, fliplr=0.5, mosaic=0.7)
+    hyp = replace(PLAIN, degrees=15 * rotate, shear=5 * rotate, scale=0.4, flipud=0.5, fliplr=0.5, mosaic=0.7)
     ds = DetectionDataset(rects, "train", hyp=hyp, buffer_size=0, **ds_kwargs(tmp_path, imgsz=128))
     checked = 0
     for epoch in range(6):
@@ -197,3 +198,19 @@ def test_ram_cache_gives_same_samples(rects, tmp_path):
     assert b.ims is not None and all(same(a[i], b[i]) for i in range(len(a)))
     with pytest.raises(ConfigError):
         DetectionDataset(rects, "val", cache="disk", **ds_kwargs(tmp_path))
+
+
+def test_fast_mosaic_matches_canvas_warp(tmp_path):
+    """The default mosaic (resize straight into the output) gives the picture and boxes of the
+    canvas + warpAffine path (forced here with a 1e-9 degree rotation, which draws the same numbers)."""
+    from yololab.data.synthetic import synth_shapes
+
+    data = synth_shapes(tmp_path / "shapes", train=8, val=1, imgsz=96, workers=0, progress=False)
+    kw = {"buffer_size": 0, "imgsz": 128, "cache_dir": tmp_path / "c", "verbose": False}
+    fast = DetectionDataset(data, "train", hyp=PLAIN, **kw)
+    warp = DetectionDataset(data, "train", hyp=replace(PLAIN, degrees=1e-9), **kw)
+    for i in range(len(fast)):
+        a, b = fast[i], warp[i]
+        assert (a["img"].float() - b["img"].float()).abs().mean() < 4
+        assert len(a["bboxes"]) == len(b["bboxes"])
+        torch.testing.assert_close(a["bboxes"] * 128, b["bboxes"] * 128, atol=1.5, rtol=0)

@@ -140,19 +140,40 @@ def transform_boxes(boxes: np.ndarray, M: np.ndarray, width: int, height: int) -
     return out.astype(np.float32)
 
 
-def random_affine(img: np.ndarray, cls: np.ndarray, boxes: np.ndarray, hyp: AugmentConfig,
-                  rng: np.random.Generator, border: tuple[int, int] = (0, 0)
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random perspective, rotation, scale, shear and translation in one warp.
+def scale_translate_into(out: np.ndarray, img: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Paint ``img`` moved by ``x -> s * x + t`` (M = [[s, 0, tx], [0, s, ty], [0, 0, 1]]) into ``out``,
+    resizing only the part of the image that lands in ``out``: several times faster than a general
+    warp. Returns the matrix of the mapping actually done (whole-pixel crop and paste bounds make it
+    differ from M by less than a pixel); transform the boxes with it."""
+    s, tx, ty = M[0, 0], M[0, 2], M[1, 2]
+    h, w = img.shape[:2]
+    out_h, out_w = out.shape[:2]
+    # source pixels that land inside the output
+    x0, x1 = max(0, int(np.floor(-tx / s))), min(w, int(np.ceil((out_w - tx) / s)))
+    y0, y1 = max(0, int(np.floor(-ty / s))), min(h, int(np.ceil((out_h - ty) / s)))
+    if x1 <= x0 or y1 <= y0:
+        return M
+    # where that crop goes, in whole pixels (may stick out of the output by a pixel or so)
+    u0, u1 = int(round(x0 * s + tx)), int(round(x1 * s + tx))
+    v0, v1 = int(round(y0 * s + ty)), int(round(y1 * s + ty))
+    if u1 <= u0 or v1 <= v0:
+        return M
+    crop = cv2.resize(img[y0:y1, x0:x1], (u1 - u0, v1 - v0), interpolation=cv2.INTER_LINEAR)
+    a, b = max(u0, 0), max(v0, 0)
+    c, d = min(u1, out_w), min(v1, out_h)
+    if c > a and d > b:
+        out[b:d, a:c] = crop[b - v0:d - v0, a - u0:c - u0]
+    sx, sy = (u1 - u0) / (x1 - x0), (v1 - v0) / (y1 - y0)
+    return np.array([[sx, 0, u0 - x0 * sx], [0, sy, v0 - y0 * sy], [0, 0, 1]])
 
-    The output is the input size plus ``2 * border`` (a mosaic canvas of 2s x 2s with border -s/2
-    gives an s x s image). The matrix is built as Ultralytics does: move the centre to the origin,
-    perspective, rotate and scale, shear, then translate back to a random point near the centre.
-    """
-    out_h, out_w = img.shape[0] + 2 * border[0], img.shape[1] + 2 * border[1]
 
+def affine_matrix(in_w: int, in_h: int, out_w: int, out_h: int, hyp: AugmentConfig,
+                  rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A random 3x3 warp from an ``in_w`` x ``in_h`` image to an ``out_w`` x ``out_h`` one, built as
+    Ultralytics does: move the centre to the origin, perspective, rotate and scale, shear, then
+    translate to a random point near the output's centre. Returns (M, scale)."""
     C = np.eye(3)
-    C[0, 2], C[1, 2] = -img.shape[1] / 2, -img.shape[0] / 2
+    C[0, 2], C[1, 2] = -in_w / 2, -in_h / 2
     P = np.eye(3)
     P[2, 0], P[2, 1] = rng.uniform(-hyp.perspective, hyp.perspective, 2)
     R = np.eye(3)
@@ -164,14 +185,33 @@ def random_affine(img: np.ndarray, cls: np.ndarray, boxes: np.ndarray, hyp: Augm
     T = np.eye(3)
     T[0, 2] = rng.uniform(0.5 - hyp.translate, 0.5 + hyp.translate) * out_w
     T[1, 2] = rng.uniform(0.5 - hyp.translate, 0.5 + hyp.translate) * out_h
-    M = T @ S @ R @ P @ C  # right to left
+    return T @ S @ R @ P @ C, s  # right to left
 
+
+def only_scale_translate(hyp: AugmentConfig) -> bool:
+    """True when the random warp can only scale and translate (the default hyperparameters)."""
+    return not (hyp.degrees or hyp.shear or hyp.perspective)
+
+
+def random_affine(img: np.ndarray, cls: np.ndarray, boxes: np.ndarray, hyp: AugmentConfig,
+                  rng: np.random.Generator, border: tuple[int, int] = (0, 0)
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random perspective, rotation, scale, shear and translation in one warp (see affine_matrix).
+
+    The output is the input size plus ``2 * border`` (a mosaic canvas of 2s x 2s with border -s/2
+    gives an s x s image). Boxes are transformed, clipped, and filtered with box_candidates.
+    """
+    out_h, out_w = img.shape[0] + 2 * border[0], img.shape[1] + 2 * border[1]
+    M, s = affine_matrix(img.shape[1], img.shape[0], out_w, out_h, hyp, rng)
     fill = (PAD_VALUE, PAD_VALUE, PAD_VALUE)
     if hyp.perspective:
         img = cv2.warpPerspective(img, M, (out_w, out_h), borderValue=fill)
+    elif only_scale_translate(hyp):
+        out = np.full((out_h, out_w, 3), PAD_VALUE, np.uint8)
+        M = scale_translate_into(out, img, M)  # the mapping really done
+        img = out
     else:
         img = cv2.warpAffine(img, M[:2], (out_w, out_h), borderValue=fill)
-
     new = transform_boxes(boxes, M, out_w, out_h)
     keep = box_candidates(boxes * s, new, hyp.min_box_wh, hyp.min_area_ratio, hyp.max_aspect)
     return img, cls[keep], new[keep]

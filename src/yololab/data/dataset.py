@@ -43,8 +43,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from yololab.data.augment import (PAD_VALUE, AugmentConfig, Photometric, augment_hsv, flip_lr, flip_ud, letterbox,
-                                  mixup, random_affine, xywhn_to_xyxy, xyxy_to_xywhn)
+from yololab.data.augment import (PAD_VALUE, AugmentConfig, Photometric, affine_matrix, augment_hsv, box_candidates,
+                                  flip_lr, flip_ud, letterbox, mixup, only_scale_translate, random_affine,
+                                  scale_translate_into, transform_boxes, xywhn_to_xyxy, xyxy_to_xywhn)
 from yololab.data.check import read_image, scan_split
 from yololab.data.formats import DataConfig, load_data_yaml
 from yololab.errors import ConfigError, DataError
@@ -205,12 +206,15 @@ class DetectionDataset(Dataset):
         return [int(j) for j in rng.integers(0, len(self), k)]
 
     def load_mosaic(self, index: int, rng: np.random.Generator):
-        """Four images around a random centre of a 2s x 2s grey canvas, then one random affine to s x s."""
-        s = self.imgsz
+        """Four images around a random centre of a 2s x 2s grey canvas, then one random affine to s x s.
+
+        With only scale and translation in the warp (the default), the canvas is never built: each
+        image's visible part is resized straight into the s x s output with the mosaic's matrix
+        (same picture, a fraction of the pixel traffic)."""
+        s, hyp = self.imgsz, self.hyp
         xc, yc = (int(v) for v in rng.uniform(s / 2, 3 * s / 2, 2))
         indices = [index] + self._partners(index, rng, 3)
-        canvas = np.full((2 * s, 2 * s, 3), PAD_VALUE, np.uint8)
-        all_cls, all_boxes = [], []
+        tiles = []  # (image crop, its top-left corner on the canvas, classes, boxes in crop pixels)
         for k, i in enumerate(indices):
             img, _, (h, w) = self.load_image(i)
             if k == 0:    # top left: its bottom-right corner on the centre
@@ -225,14 +229,31 @@ class DetectionDataset(Dataset):
             else:         # bottom right
                 x1a, y1a, x2a, y2a = xc, yc, min(xc + w, 2 * s), min(2 * s, yc + h)
                 x1b, y1b, x2b, y2b = 0, 0, min(w, x2a - x1a), min(y2a - y1a, h)
-            canvas[y1a:y2a, x1a:x2a] = img[y1b:y2b, x1b:x2b]
-            cls, boxes = self._pixel_boxes(i, w, h, x1a - x1b, y1a - y1b)
-            all_cls.append(cls)
-            all_boxes.append(boxes)
-        cls, boxes = np.concatenate(all_cls), np.concatenate(all_boxes)
-        np.clip(boxes, 0, 2 * s, out=boxes)  # parts of images outside the canvas are cut off
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        return random_affine(canvas, cls[keep], boxes[keep], self.hyp, rng, border=(-s // 2, -s // 2))
+            cls, boxes = self._pixel_boxes(i, w, h, -x1b, -y1b)  # in the crop's pixels
+            boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, x2b - x1b)  # parts outside the canvas are cut off
+            boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, y2b - y1b)
+            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            tiles.append((img[y1b:y2b, x1b:x2b], (x1a, y1a), cls[keep], boxes[keep]))
+
+        if not only_scale_translate(hyp):  # general warp: build the canvas, warp it once
+            canvas = np.full((2 * s, 2 * s, 3), PAD_VALUE, np.uint8)
+            for crop, (xa, ya), _, boxes in tiles:
+                canvas[ya:ya + crop.shape[0], xa:xa + crop.shape[1]] = crop
+                boxes += (xa, ya, xa, ya)
+            cls = np.concatenate([t[2] for t in tiles])
+            boxes = np.concatenate([t[3] for t in tiles])
+            return random_affine(canvas, cls, boxes, hyp, rng, border=(-s // 2, -s // 2))
+
+        M, scale = affine_matrix(2 * s, 2 * s, s, s, hyp, rng)
+        out = np.full((s, s, 3), PAD_VALUE, np.uint8)
+        all_cls, all_boxes = [], []
+        for crop, (xa, ya), cls, boxes in tiles:
+            done = scale_translate_into(out, crop, M @ np.array([[1, 0, xa], [0, 1, ya], [0, 0, 1.0]]))
+            new = transform_boxes(boxes, done, s, s)
+            keep = box_candidates(boxes * scale, new, hyp.min_box_wh, hyp.min_area_ratio, hyp.max_aspect)
+            all_cls.append(cls[keep])
+            all_boxes.append(new[keep])
+        return out, np.concatenate(all_cls), np.concatenate(all_boxes)
 
     def _load_letterboxed(self, index: int, shape: tuple[int, int]):
         """Image letterboxed into ``shape`` (h, w) without upscaling beyond ``imgsz``; boxes in its pixels."""

@@ -1,0 +1,166 @@
+"""Training data loader throughput: yololab's DetectionDataset vs Ultralytics' YOLODataset.
+
+Both load the same images with the same hyperparameters (Ultralytics defaults: mosaic 1.0, scale 0.5,
+translate 0.1, HSV, fliplr, Albumentations extras), augment=True, the same image size, batch size and
+worker count, no RAM cache. The two loaders are measured in the same run, interleaved round by round,
+each round one full pass ("epoch") over the images; the first ``--warmup`` batches of every pass are
+not timed (worker start-up, first decodes). Images/s = timed images / timed seconds; the table gives
+the median over rounds.
+
+Datasets:
+* ``shapes``: ``--synth-n`` images of the built-in shapes set at the training size (generated into a
+  temporary folder);
+* ``coco8``: the 8 coco8 photographs of ../shared/data, copied to a temporary folder and listed
+  ``--coco-repeat`` times in an image list, so a pass is long enough to time.
+
+Usage: ``.venv/bin/python benchmarks/dataloader.py [--imgsz 640 --batch 16 --workers 2 --rounds 3]``
+Prints a markdown table (and writes it to ``--out`` when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COCO8 = (ROOT / ".." / "shared" / "data" / "coco8").resolve()
+
+
+def make_shapes(tmp: Path, n: int, imgsz: int) -> Path:
+    from yololab.data.synthetic import synth_shapes
+
+    return synth_shapes(tmp / "shapes", train=n, val=4, imgsz=imgsz, seed=0, workers=os.cpu_count(), progress=False)
+
+
+def make_coco8(tmp: Path, repeat: int) -> Path:
+    """Copy coco8 (never touch the shared copy: Ultralytics writes a label cache beside the labels)
+    and write a data.yaml whose train list names every image ``repeat`` times."""
+    root = tmp / "coco8"
+    shutil.copytree(COCO8, root)
+    images = sorted(p for p in (root / "images").rglob("*.jpg"))
+    (root / "train.txt").write_text("".join(f"{p}\n" for _ in range(repeat) for p in images))
+    names = (root / "coco8.yaml").read_text().split("names:", 1)[1]
+    (root / "bench.yaml").write_text(f"path: {root}\ntrain: train.txt\nval: images/val\nnames:{names}")
+    return root / "bench.yaml"
+
+
+def ours_loader(yaml_path: Path, args, cache_dir: Path):
+    from yololab.data.dataset import DetectionDataset, build_dataloader
+
+    ds = DetectionDataset(yaml_path, "train", imgsz=args.imgsz, augment=True, batch_size=args.batch,
+                          cache_dir=cache_dir, verbose=False)
+    loader = build_dataloader(ds, batch_size=args.batch, workers=args.workers, shuffle=True, seed=0)
+    epoch = [0]
+
+    def one_pass():
+        ds.set_epoch(epoch[0])
+        epoch[0] += 1
+        return iter(loader)
+    return one_pass, len(ds)
+
+
+def ultralytics_loader(yaml_path: Path, args):
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.build import build_dataloader, build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    cfg = get_cfg(overrides={"imgsz": args.imgsz, "mosaic": 1.0, "plots": False, "cache": False,
+                             "batch": args.batch, "workers": args.workers})
+    data = check_det_dataset(str(yaml_path))
+    ds = build_yolo_dataset(cfg, data["train"], args.batch, data, mode="train", rect=False, stride=32)
+    loader = build_dataloader(ds, args.batch, args.workers, shuffle=True, rank=-1, pin_memory=False, device="cpu")
+    return (lambda: iter(loader)), len(ds)
+
+
+def time_pass(one_pass, warmup: int) -> tuple[float, int]:
+    """Seconds and images of one pass, not counting its first ``warmup`` batches."""
+    n, t0 = 0, time.perf_counter()
+    for k, batch in enumerate(one_pass()):
+        if k < warmup:
+            t0 = time.perf_counter()  # the clock starts when the last warm-up batch has arrived
+            continue
+        n += batch["img"].shape[0]
+    return time.perf_counter() - t0, n
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        cpu = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--imgsz", type=int, default=640, help="training image size")
+    p.add_argument("--batch", type=int, default=16, help="batch size")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (both loaders)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (one pass of each loader per round)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed batches at the start of every pass")
+    p.add_argument("--synth-n", type=int, default=256, help="images in the shapes set")
+    p.add_argument("--coco-repeat", type=int, default=16, help="times each coco8 image is listed (8 images)")
+    p.add_argument("--datasets", default="shapes,coco8", help="comma-separated: shapes, coco8")
+    p.add_argument("--out", default=None, help="also write the markdown table to this file")
+    args = p.parse_args(argv)
+
+    import cv2
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="yololab-bench-") as tmp:
+        tmp = Path(tmp)
+        sets = {}
+        for name in args.datasets.split(","):
+            if name == "shapes":
+                sets[name] = make_shapes(tmp, args.synth_n, args.imgsz)
+            elif name == "coco8":
+                sets[name] = make_coco8(tmp, args.coco_repeat)
+            else:
+                p.error(f"unknown dataset {name!r}")
+        for name, yaml_path in sets.items():
+            loaders = {"yololab": ours_loader(yaml_path, args, tmp / "cache"),
+                       "ultralytics": ultralytics_loader(yaml_path, args)}
+            cv2.setNumThreads(1)  # Ultralytics sets 0 on import; give both the same setting
+            speeds = {k: [] for k in loaders}
+            for r in range(args.rounds):
+                order = list(loaders) if r % 2 == 0 else list(loaders)[::-1]  # alternate who goes first
+                for k in order:
+                    dt, n = time_pass(loaders[k][0], args.warmup)
+                    speeds[k].append(n / dt)
+                    print(f"[{name}] round {r + 1}/{args.rounds} {k:12s} {n / dt:7.1f} img/s ({n} images, "
+                          f"{dt:.2f} s)", file=sys.stderr)
+            ours, ref = statistics.median(speeds["yololab"]), statistics.median(speeds["ultralytics"])
+            rows.append((name, loaders["yololab"][1], ours, ref, ours / ref,
+                         speeds["yololab"], speeds["ultralytics"]))
+
+    table = [f"Machine: {machine()}. Image size {args.imgsz}, batch {args.batch}, {args.workers} workers, "
+             f"{args.rounds} interleaved rounds (median), {args.warmup} warm-up batches per pass.", "",
+             "| dataset | images / pass | yololab img/s | Ultralytics img/s | speed-up | yololab rounds | "
+             "Ultralytics rounds |",
+             "|---|---:|---:|---:|---:|---|---|"]
+    for name, n, ours, ref, ratio, so, sr in rows:
+        table.append(f"| {name} | {n} | {ours:.1f} | {ref:.1f} | {ratio:.2f}x | "
+                     f"{', '.join(f'{v:.0f}' for v in so)} | {', '.join(f'{v:.0f}' for v in sr)} |")
+    text = "\n".join(table)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
