@@ -309,3 +309,13 @@ def test_checkpoint_with_other_activations_is_refused(tmp_path):
     assert read_reference_checkpoint(tmp_path / "leaky.pt").activations == {"LeakyReLU"}
     with pytest.raises(WeightsError, match="uses LeakyReLU activations, yolov5s uses SiLU"):
         build_model("yolov5s", weights=tmp_path / "leaky.pt")
+
+
+def test_self_containing_module_tree_is_an_error(tmp_path):
+    outer = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1))
+    outer._modules["loop"] = outer  # a module inside itself: only a crafted file has this
+    torch.save({"model": outer}, tmp_path / "loop.pt")
+    from yololab.models.weights import standin_state_dict
+
+    with pytest.raises(WeightsError, match="loops"):
+        standin_state_dict(restricted_load(tmp_path / "loop.pt")["model"])

@@ -249,6 +249,8 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=Non
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):
+    if func not in (_rebuild_tensor_v2, _rebuild_tensor, _rebuild_parameter):
+        raise WeightsError(f"refused _rebuild_from_type_v2 with {func!r}")
     return func(*args)
 
 
@@ -424,12 +426,18 @@ def _module_dict(obj) -> dict:
     return obj.state if isinstance(obj, StandIn) and isinstance(obj.state, dict) else {}
 
 
-def _walk_modules(obj, prefix: str = ""):
-    """Yield (dotted name, stand-in) for a stand-in module and all its sub-modules, in registration order."""
+def _walk_modules(obj, prefix: str = "", _ancestors: tuple = ()):
+    """Yield (dotted name, stand-in) for a stand-in module and all its sub-modules, in registration order.
+
+    A module may appear under several names (yolov5 shares one SiLU among all its Convs); only a module
+    inside itself, which a crafted pickle could build, is an error.
+    """
+    if any(obj is a for a in _ancestors) or len(_ancestors) > 64:
+        raise WeightsError(f"the module tree loops or nests too deep at {prefix!r}")
     yield prefix, obj
     for name, child in (_module_dict(obj).get("_modules") or {}).items():
         if isinstance(child, StandIn):
-            yield from _walk_modules(child, f"{prefix}.{name}" if prefix else str(name))
+            yield from _walk_modules(child, f"{prefix}.{name}" if prefix else str(name), _ancestors + (obj,))
 
 
 def standin_state_dict(root: StandIn) -> dict[str, torch.Tensor]:
