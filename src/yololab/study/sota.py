@@ -480,7 +480,8 @@ def choose_speed_group(rows: list[SotaRow]) -> tuple[tuple[str, str, str] | None
     return key, groups
 
 
-_YOLO_COLORS = ["#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#f4a582", "#b2182b", "#c49c94"]
+_YOLO_COLORS = ["#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#f4a582", "#b2182b", "#c49c94",
+                "#e08214", "#a50026", "#fdae61", "#dd3497"]
 _OTHER_COLORS = ["#1f77b4", "#2ca02c", "#17becf", "#9467bd", "#393b79", "#637939", "#7f7f7f",
                  "#5254a3", "#3182bd", "#31a354", "#756bb1", "#636363", "#6baed6", "#74c476"]
 
@@ -547,7 +548,7 @@ def _place_labels(ax, labels: list[tuple[float, float, str, str, bool]], fontsiz
 
 
 def _draw_panel(ax, points: list[tuple[float, float, SotaRow]], xlabel: str, log_x: bool, colors: dict[str, str],
-                connect: bool = True):
+                connect: bool = True, right_pad: float = 0.30):
     """Draw one accuracy-vs-cost panel: one line per model family, YOLO highlighted, Pareto front.
 
     Returns the labels to place with :func:`_place_labels` once the figure layout is final.
@@ -586,7 +587,7 @@ def _draw_panel(ax, points: list[tuple[float, float, SotaRow]], xlabel: str, log
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if span < 1.2 else ""))
     else:
         span = (hi - lo) or max(hi, 1.0)
-        ax.set_xlim(max(0.0, lo - 0.06 * span), hi + 0.30 * span)
+        ax.set_xlim(max(0.0, lo - 0.06 * span), hi + right_pad * span)
     ax.margins(y=0.06)
     ax.set_xlabel(xlabel)
     ax.grid(True, which="both", alpha=0.25)
@@ -719,7 +720,7 @@ def _plot_task(rows, task, out_dir: Path, ours, formats) -> list[Path]:
     # --- accuracy vs publication date: every row has one, so the leaders without size or speed show here
     tpts = [(r.year, r.value, r) for r in on_axis]
     pending.append((ax_t, _draw_panel(ax_t, tpts, "publication date of the source", log_x=False, colors=colors,
-                                      connect=False)))
+                                      connect=False, right_pad=0.42)))
     ax_t.set_ylabel(ylabel)
     ax_t.set_title(f"accuracy over time ({len(tpts)} rows; dashed: best so far)", fontsize=9)
     no_speed = [r for r in on_axis if r.speed is None]
