@@ -120,3 +120,26 @@ def test_cli_diagram(tmp_path, capsys):
     f.write_text("keep me")
     assert main(["models", "diagram", "yolo11n", "--out", str(f), "--formats", "mmd"]) == 2
     assert f.read_text() == "keep me"
+
+
+def test_edge_jumping_a_column_avoids_the_middle_column(tmp_path):
+    """A head that also reads a backbone map directly: the edge must not cross the neck's boxes."""
+    from yololab.models.inspect import BlockInfo, Trace
+
+    def blk(i, group, typ, inputs, c, hw):
+        return BlockInfo(i, f"{group}.m{i}", group, typ, inputs, [], [(1, c, hw, hw)], 10, 0)
+
+    blocks = [blk(0, "backbone", "Conv", [INPUT], 8, 32), blk(1, "backbone", "Conv", [0], 16, 16),
+              blk(2, "backbone", "Conv", [1], 32, 8), blk(3, "neck", "Conv", [2], 32, 8),
+              blk(4, "neck", "Conv", [3], 32, 8), blk(5, "neck", "Conv", [4], 32, 8)]
+    head = BlockInfo(6, "head", "head", "Head", [1, 5], [], [(1, 10, 84)], 10, 0)
+    t = Trace("toy", 64, blocks + [head], 70, 0, None, (1, 3, 64, 64))
+    lay = layout(t)
+    boxes = list(lay.boxes.values())
+    e = next(e for e in lay.edges if (e.src, e.dst) == (1, 6))
+    assert len(e.points) == 6
+    for (x0, y0), (x1, y1) in zip(e.points, e.points[1:]):
+        for k in range(21):
+            x, y = x0 + (x1 - x0) * k / 20, y0 + (y1 - y0) * k / 20
+            assert not [b.title for b in boxes if _inside(x, y, b)]
+    assert write_diagram(t, tmp_path, ["drawio", "mmd"])

@@ -207,3 +207,5 @@ def test_cli_list_summary_compare(tmp_path, capsys):
     assert main(["models", "compare", "--out", str(tmp_path / "arch.txt")]) == 2
     assert ".csv" in capsys.readouterr().err
     assert main(["models", "summary", "yolov8n", "--imgsz", "0"]) == 2
+    assert main(["models", "summary", "yolov8n", "--imgsz", "100"]) == 2
+    assert "multiple of the model's largest stride (32)" in capsys.readouterr().err

@@ -9,7 +9,9 @@ shows exactly what the code computes. One layout is computed once and rendered t
 * arrows for the data flow: consecutive blocks of a column are joined straight down; every other edge
   (skip and concatenation edges, edges between columns) runs in its own vertical "lane" in the gap to
   the right of its source column, so lines never pass through a box;
-* a head whose blocks read only from other columns is placed at the height of its inputs.
+* a head whose blocks read only from other columns is placed at the height of its inputs;
+* an edge that jumps over a column (say backbone -> head) climbs to row 0, which is empty beside the
+  input box, crosses there and comes down in the last gap.
 
 Coordinates are points (1/72 inch) with y pointing down, the convention of draw.io; matplotlib draws
 them on an axis with y inverted.
@@ -240,12 +242,18 @@ def layout(trace: Trace, style: Style | None = None, colors: dict[str, str] | No
         lane_of[k] = (g, _free_lane(lanes[g], y1, y2, 0, s.row * 0.75))
         n_skip_lanes[g] = len(lanes[g])
     straight = set()
+    channel_y = top + s.box_h / 2  # row 0 is empty beside the input box: a free horizontal channel
     for k in cross:
         src, dst, _ = edges[k]
         y1, y2 = sorted((port_y[(src, k)], port_y[(dst, k)]))
         g = min(col[src], col[dst])
         if abs(col[src] - col[dst]) == 1 and abs(y1 - y2) < 0.5:
             straight.add(k)  # source and target port at the same height: one horizontal line
+            continue
+        if col[dst] > col[src] + 1:  # jumps over a column: up to the channel, across, down in the last gap
+            g2 = col[dst] - 1
+            lane_of[k] = (g, _free_lane(lanes[g], channel_y, port_y[(src, k)], n_skip_lanes[g], s.row * 0.75),
+                          g2, _free_lane(lanes[g2], channel_y, port_y[(dst, k)], n_skip_lanes[g2], s.row * 0.75))
             continue
         lane_of[k] = (g, _free_lane(lanes[g], y1, y2, n_skip_lanes[g], s.row * 0.75))
 
@@ -278,9 +286,11 @@ def layout(trace: Trace, style: Style | None = None, colors: dict[str, str] | No
             ya, yb = port_y[(src, k)], port_y[(dst, k)]
             if k in straight:
                 pts = [(xa, ya), (xb, ya)]
+            elif len(lane_of[k]) == 4:
+                x1, x2 = lane_x(*lane_of[k][:2]), lane_x(*lane_of[k][2:])
+                pts = [(xa, ya), (x1, ya), (x1, channel_y), (x2, channel_y), (x2, yb), (xb, yb)]
             else:
-                g, lane = lane_of[k]
-                xl = lane_x(g, lane)
+                xl = lane_x(*lane_of[k])
                 pts = [(xa, ya), (xl, ya), (xl, yb), (xb, yb)]
         routed.append(Edge(src, dst, pts, kind))
 
@@ -618,7 +628,8 @@ def register_cli(subparsers) -> None:
                     "the .drawio file opens in diagrams.net.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("names", nargs="+", metavar="NAME", help="model name(s), see `yololab models list`")
-    p.add_argument("--out", required=True, help="folder to write the diagrams into (created if needed)")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+                   help="folder to write the diagrams into (created if needed)")
     p.add_argument("--imgsz", type=int, default=640, help="square input size in pixels")
     p.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ",".join(FORMATS))
     p.add_argument("--dpi", type=int, default=150, help="resolution of the PNG")

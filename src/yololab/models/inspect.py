@@ -158,6 +158,10 @@ def trace_model(model: nn.Module, imgsz: int = 640, name: str | None = None) -> 
         raise ConfigError(f"{type(model).__name__}.reference_layers names modules that do not exist: {missing}")
 
     meta = getattr(model, "meta", None)
+    max_stride = max(getattr(meta, "strides", None) or [1])
+    if imgsz % max_stride:
+        raise YololabError(f"--imgsz {imgsz}: must be a multiple of the model's largest stride ({max_stride}), "
+                           f"e.g. {max(max_stride, round(imgsz / max_stride) * max_stride)}")
     device = _model_device(model)
     x = torch.zeros(1, 3, imgsz, imgsz, device=device)
 
@@ -499,7 +503,7 @@ def register_cli(subparsers) -> None:
         description="Trace one forward pass of NAME and print one row per reference block, grouped "
                     "backbone / neck / head: index, the blocks it reads from, type, input -> output "
                     "shape (CxHxW), stride, parameters and GFLOPs, with subtotals.", formatter_class=fmt)
-    p.add_argument("name", help="model name, as printed by `yololab models list`")
+    p.add_argument("name", metavar="NAME", help="model name, as printed by `yololab models list`")
     p.add_argument("--imgsz", type=int, default=640, help="square input size in pixels")
     p.set_defaults(func=cmd_summary)
 
