@@ -105,3 +105,9 @@ def test_yolov5_parity(name):
 def test_yolov3_parity(name, yaml):
     """The yolov5-style YOLOv3s equal the yolov5 package's hub models (same SiLU, decode and zero pad)."""
     assert_parity(build_model(name, style="yolov5"), yolov5_model(yaml))
+
+
+@pytest.mark.slow
+def test_yolo11m_parity_c3k_everywhere():
+    """The m/l/x rule of YOLO11 (c3k=True in every C3k2), at 320x320 to keep the test short."""
+    assert_parity(build_model("yolo11m"), ultralytics_model("yolo11m.yaml"), imgsz=320)
