@@ -67,6 +67,22 @@ DEFAULT_CSV = Path("docs/sota_table.csv")
 DEFAULT_FIGURES = Path("docs/figures")
 
 
+def _speed_group(speed, hardware: str, precision: str, batch: int | None) -> tuple[str, str, str] | None:
+    if speed is None:
+        return None
+    return (hardware, precision or "precision not stated", f"batch {batch}" if batch is not None else "batch not stated")
+
+
+def _latency_ms(speed, unit: str, batch: int | None) -> float | None:
+    if speed is None:
+        return None
+    if unit == "ms":
+        return speed
+    if unit == "FPS" and batch == 1:
+        return 1000.0 / speed
+    return None  # FPS at a larger or unknown batch is throughput, not latency
+
+
 @dataclass(frozen=True)
 class SotaRow:
     """One validated row of the SOTA table. ``line`` is its line number in the CSV file."""
@@ -111,21 +127,12 @@ class SotaRow:
     @property
     def speed_group(self) -> tuple[str, str, str] | None:
         """(hardware, precision, batch) of the speed figure; equal groups are comparable."""
-        if self.speed is None:
-            return None
-        return (self.hardware, self.precision or "precision not stated",
-                f"batch {self.batch}" if self.batch is not None else "batch not stated")
+        return _speed_group(self.speed, self.hardware, self.precision, self.batch)
 
     @property
     def latency_ms(self) -> float | None:
         """Per-image latency in ms: as given, or 1000/FPS when the FPS was measured at batch 1."""
-        if self.speed is None:
-            return None
-        if self.speed_unit == "ms":
-            return self.speed
-        if self.speed_unit == "FPS" and self.batch == 1:
-            return 1000.0 / self.speed
-        return None  # FPS at a larger or unknown batch is throughput, not latency
+        return _latency_ms(self.speed, self.speed_unit, self.batch)
 
     @property
     def family(self) -> str:
@@ -157,18 +164,11 @@ class OursRow:
 
     @property
     def speed_group(self) -> tuple[str, str, str] | None:
-        if self.speed is None:
-            return None
-        return (self.hardware, self.precision or "precision not stated",
-                f"batch {self.batch}" if self.batch is not None else "batch not stated")
+        return _speed_group(self.speed, self.hardware, self.precision, self.batch)
 
     @property
     def latency_ms(self) -> float | None:
-        if self.speed is None:
-            return None
-        if self.speed_unit == "ms":
-            return self.speed
-        return 1000.0 / self.speed if self.batch == 1 else None
+        return _latency_ms(self.speed, self.speed_unit, self.batch)
 
 
 def model_family(model: str) -> str:
@@ -789,7 +789,7 @@ def register_cli(subparsers) -> None:
     p.set_defaults(func=_cmd_validate)
 
     p = subparsers.add_parser(
-        "plot", help="Plot accuracy vs parameters and vs latency per task (PNG + SVG).",
+        "plot", help="Plot accuracy vs parameters, latency and date per task (PNG + SVG).",
         description="Draw, per task, accuracy against parameters, against latency and against publication date, "
                     "with the Pareto front and YOLO models highlighted. Only rows with the same hardware, precision "
                     "and batch share the latency axis (the largest such group); the rest are listed under the "
