@@ -303,6 +303,7 @@ def test_cli_convert_weights(tmp_path, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_with_other_activations_is_refused(tmp_path):
     """yolov5's hub/yolov5s-LeakyReLU.yaml has yolov5s's shapes but LeakyReLU: loading it must not pass silently."""
     _yolov5_checkpoint("hub/yolov5s-LeakyReLU.yaml", tmp_path / "leaky.pt")

@@ -678,7 +678,7 @@ def _load_reference(model: nn.Module, path: Path) -> nn.Module:
     ref = read_reference_checkpoint(path)
     name = _model_name(model)
     if not hasattr(model, "reference_layers"):
-        raise WeightsError(f"{path}: an {ref.source} checkpoint loads into a yololab zoo model, not into "
+        raise WeightsError(f"{path}: a {ref.source} checkpoint loads into a yololab zoo model, not into "
                            f"{type(model).__name__}")
     style = (model.meta.extra or {}).get("style")
     if model.meta.family == "yolov3" and style == "darknet" and "SiLU" in ref.activations:
