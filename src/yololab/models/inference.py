@@ -1,0 +1,320 @@
+"""Fast CPU inference: one call turns a trained detector into the fastest safe callable for this CPU.
+
+``prepare_for_inference(model, mode)`` returns an :class:`InferenceModel`. Whatever the mode, calling it
+with a float32 ``(B, 3, H, W)`` tensor returns float32 outputs in the model's eval layout (the same
+structure the plain ``model.eval()(x)`` returns), so callers never care how it was computed.
+
+Modes, each one a step on top of the previous:
+
+``fp32``     a fused copy of the model (BatchNorm folded into the conv before it), ``eval()``, run under
+             ``torch.inference_mode()`` (no autograd bookkeeping at all).
+``fp32-cl``  + channels-last (NHWC) weights. oneDNN's convolutions are written for NHWC; in the default
+             NCHW layout PyTorch reorders every activation before and after every conv.
+``bf16-cl``  + ``torch.autocast("cpu", torch.bfloat16)``: convolutions and matmuls run in bfloat16, which
+             CPUs with AVX512-BF16 / AMX execute natively at 2x (AVX512-BF16) or far more (AMX) the fp32
+             rate; conv weights are stored in bf16 once instead of cast on every call. bfloat16 keeps
+             only 8 significant bits, so the *last step* of the zoo's heads (the 1x1 output convs and the
+             box decoding) stays float32: decoded in bf16, a coordinate near 600 px would be rounded to a
+             multiple of 4 px. Outputs differ from fp32 by ~1 % of their scale (see the tests).
+``onnx``     exported with ``torch.onnx.export`` (one file per input shape, in a temporary folder or
+             ``cache_dir``) and run by ONNX Runtime's CPU provider, with all graph optimizations on.
+``auto``     ``bf16-cl`` where the CPU has native bf16 (``avx512_bf16`` or ``amx_bf16`` in its flags),
+             else ``fp32-cl``: the fastest mode whose results are safe on this CPU. On a CPU without native
+             bf16, PyTorch emulates it and it is *slower* than fp32.
+
+What was measured and left out (2-core Xeon with AMX, torch 2.14, yolov8n 640, batch 1; see
+benchmarks/README.md): ``torch.compile`` (inductor, freezing) took 15-35 s to compile per input shape and
+gained ~10 % in fp32 and nothing in bf16; ``torch.jit.trace`` + ``freeze`` is deprecated in torch 2.14 and
+its gain over eager bf16 was within the noise of a shared machine. Neither pays for itself here.
+
+The user's model is never modified: each mode works on a deep copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
+
+from yololab.errors import YololabError
+
+MODES = ("fp32", "fp32-cl", "bf16-cl", "onnx")
+
+
+# ------------------------------------------------------------------------------------------------ CPU facts
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The feature flags of this CPU as the kernel reports them (Linux); empty where unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where bfloat16 matrix math runs in hardware (AVX512-BF16 or AMX-BF16) and oneDNN is usable.
+
+    Without it PyTorch still computes in bf16, but by emulation, slower than fp32: never worth it.
+    """
+    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def best_mode() -> str:
+    """The mode ``"auto"`` resolves to on this machine."""
+    return "bf16-cl" if cpu_has_native_bf16() else "fp32-cl"
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ model prep
+
+def fused_eval_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` in eval mode, with BatchNorm folded into the convolutions, no grads.
+
+    Calls the model's own ``fuse()`` (yololab's :class:`~yololab.models.base.Detector`, Ultralytics'
+    ``DetectionModel`` - quietly - and anything else that has one); a model without ``fuse()`` is used as is.
+    """
+    model = copy.deepcopy(model).eval()
+    fuse = getattr(model, "fuse", None)
+    if callable(fuse):
+        try:
+            fused = fuse(verbose=False)  # Ultralytics prints a model summary unless told not to
+        except TypeError:
+            fused = fuse()
+        model = fused if isinstance(fused, nn.Module) else model
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> nn.Module:
+    """Re-estimate every BatchNorm's running mean / variance from ``batches`` (in place; returns ``model``).
+
+    A freshly initialised network has running statistics (0, 1) that match nothing, so its eval-mode
+    activations are far from a trained network's and its outputs nearly constant: useless for judging
+    numerical differences between execution modes. Benchmarks and tests calibrate random networks on
+    real images first, so every layer sees activations of realistic scale. Weights are not touched.
+    """
+    was_training = model.training
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over all batches
+    model.train()
+    for x in batches:
+        model(x)
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
+    return model.train(was_training)
+
+
+def _float32_method(fn: Callable) -> Callable:
+    """Wrap a bound method so it runs in float32, outside autocast, on float32 copies of its tensors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        def up(t):
+            return t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+
+        with torch.autocast("cpu", enabled=False):
+            return fn(*tree_map(up, args), **tree_map(up, kwargs))
+
+    return wrapper
+
+
+def keep_head_outputs_in_float32(model: nn.Module) -> list[nn.Module]:
+    """Make the last step of every zoo head run in float32 even under bf16 autocast.
+
+    That step is the 1x1 output convolutions (logits) and the box decoding (grid offsets, strides, DFL
+    integral, sigmoid). In bf16 (8 significant bits) a decoded coordinate near 600 px would be rounded to a
+    multiple of 4 px and a class logit near -11 (the prior of an empty cell) to a multiple of 1/16. These
+    ops are ~1 % of the FLOPs, so float32 costs nothing measurable. Patches instances, not classes:
+    ``forward`` of the output convs, and ``decode`` of :class:`~yololab.nn.heads.DetectHead` /
+    ``_decode_level`` of :class:`~yololab.nn.heads.AnchorHead`. Returns the modules that stay float32.
+    """
+    from yololab.nn.heads import AnchorHead, DetectHead
+
+    fp32: list[nn.Module] = []
+    for m in list(model.modules()):
+        if isinstance(m, DetectHead):
+            outs = [branch[-1] for branch in (*m.cv2, *m.cv3)]
+            m.decode = _float32_method(m.decode)
+            fp32 += [*outs, *m.dfl.modules()]
+        elif isinstance(m, AnchorHead):
+            outs = list(m.m)
+            m._decode_level = _float32_method(m._decode_level)
+            fp32 += outs
+        else:
+            continue
+        for conv in outs:
+            conv.forward = _float32_method(conv.forward)
+    return fp32
+
+
+def cast_convs_to_bf16(model: nn.Module, keep: list[nn.Module] = ()) -> int:
+    """Store the weights of every ``nn.Conv2d`` / ``nn.Linear`` (except ``keep``) in bfloat16.
+
+    Autocast would cast them to bf16 on every call anyway (it caches casts only for weights that require
+    grad); doing it once saves that copy, ~10-15 % of a yolov8n forward. Only valid under bf16 autocast.
+    Returns the number of layers cast.
+    """
+    kept = {id(m) for m in keep}
+    n = 0
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in kept:
+            m.to(torch.bfloat16)
+            n += 1
+    return n
+
+
+def _check_input(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or x.dtype != torch.float32:
+        got = f"{type(x).__name__} {tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"expected a float32 (B, 3, H, W) tensor, got {got}")
+
+
+def _to_float32(out: Any) -> Any:
+    return tree_map(lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t, out)
+
+
+class _FlatOutputs(nn.Module):
+    """Returns a model's outputs as a flat tuple of tensors (what ONNX export and ORT speak)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        leaves, _ = tree_flatten(self.model(x))
+        return tuple(leaves)
+
+
+# ------------------------------------------------------------------------------------------------ the callable
+
+class InferenceModel:
+    """A model prepared for CPU inference in one :data:`MODES` mode; call it like the model.
+
+    Attributes: ``mode`` (resolved, never ``"auto"``), ``model`` (the fused torch copy every mode starts
+    from; for ``onnx`` it is what gets exported).
+    """
+
+    def __init__(self, model: nn.Module, mode: str, cache_dir: str | os.PathLike | None = None,
+                 threads: int | None = None):
+        self.mode = mode
+        self.threads = threads or torch.get_num_threads()
+        self.model = fused_eval_copy(model)
+        if mode in ("fp32-cl", "bf16-cl"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if mode == "bf16-cl":
+            cast_convs_to_bf16(self.model, keep=keep_head_outputs_in_float32(self.model))
+        self._sessions: dict[tuple[int, ...], tuple[Any, Any]] = {}  # onnx: input shape -> (session, treespec)
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+
+    def __repr__(self) -> str:
+        return f"InferenceModel(mode={self.mode!r}, model={type(self.model).__name__})"
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        _check_input(x)
+        if self.mode == "onnx":
+            return self._run_onnx(x)
+        with torch.inference_mode():
+            if self.mode == "bf16-cl":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out = self.model(x)
+                return _to_float32(out)
+            return self.model(x)
+
+    # ---------------------------------------------------------------------------------------------- onnx
+    def onnx_path(self, shape: tuple[int, ...]) -> Path:
+        """Where the ONNX graph for one input shape is (or will be) written."""
+        if self._cache_dir is None:
+            if self._tmpdir is None:
+                self._tmpdir = tempfile.TemporaryDirectory(prefix="yololab-onnx-")
+            folder = Path(self._tmpdir.name)
+        else:
+            folder = self._cache_dir
+            folder.mkdir(parents=True, exist_ok=True)
+        name = getattr(getattr(self.model, "meta", None), "name", type(self.model).__name__)
+        return folder / f"{name}-{'x'.join(map(str, shape))}.onnx"
+
+    def _session(self, x: torch.Tensor) -> tuple[Any, Any]:
+        """Export for this input shape (once) and open an ONNX Runtime session on it."""
+        key = tuple(x.shape)
+        if key in self._sessions:
+            return self._sessions[key]
+        import onnxruntime as ort
+
+        with torch.inference_mode():
+            _, spec = tree_flatten(self.model(x))  # the output structure to rebuild from ORT's flat list
+        path = self.onnx_path(key)
+        tmp = path.with_name(path.name + ".tmp")
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+            # static shapes: the anchor grid is traced as constants, and ORT optimizes a fixed shape best
+            torch.onnx.export(_FlatOutputs(self.model), (x,), str(tmp), dynamo=False, opset_version=17,
+                              input_names=["images"], do_constant_folding=True)
+        os.replace(tmp, path)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        # no busy-waiting between calls: spinning threads would steal the cores from whatever runs next
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._sessions[key] = (session, spec)
+        return session, spec
+
+    def _run_onnx(self, x: torch.Tensor) -> Any:
+        session, spec = self._session(x)
+        outs = session.run(None, {session.get_inputs()[0].name: x.contiguous().numpy()})
+        return tree_unflatten([torch.from_numpy(o) for o in outs], spec)
+
+
+def prepare_for_inference(model: nn.Module, mode: str = "auto", *, cache_dir: str | os.PathLike | None = None,
+                          threads: int | None = None) -> InferenceModel:
+    """Return ``model`` ready for fast CPU inference in ``mode`` (see the module docstring).
+
+    Args:
+        model: any detector (yololab zoo, Ultralytics ``DetectionModel``, or a plain ``nn.Module``); it is
+            copied, never modified.
+        mode: one of ``"auto"``, ``"fp32"``, ``"fp32-cl"``, ``"bf16-cl"``, ``"onnx"``.
+        cache_dir: ``onnx`` only: keep the exported graphs there (default: a temporary folder removed with
+            the returned object).
+        threads: ``onnx`` only: ONNX Runtime's intra-op threads (default: ``torch.get_num_threads()``).
+    """
+    if mode == "auto":
+        mode = best_mode()
+    if mode not in MODES:
+        raise YololabError(f"unknown inference mode {mode!r}; expected one of: auto, {', '.join(MODES)}")
+    if mode == "onnx" and not onnxruntime_available():
+        raise YololabError("mode 'onnx' needs onnxruntime: pip install onnxruntime")
+    if mode == "bf16-cl" and not cpu_has_native_bf16():
+        warnings.warn("this CPU has no native bfloat16 (avx512_bf16 / amx_bf16): bf16-cl is emulated and "
+                      "slower than fp32-cl", stacklevel=2)
+    return InferenceModel(model, mode, cache_dir=cache_dir, threads=threads)

@@ -1,0 +1,237 @@
+"""prepare_for_inference: every mode computes what the plain eval model computes, within its tolerance.
+
+Random networks are BN-calibrated first (see calibrate_batchnorm): with the initial running statistics
+the outputs are nearly constant and any mode would "match".
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from yololab.errors import YololabError
+from yololab.models import build_model
+from yololab.models import inference
+from yololab.models.inference import (MODES, InferenceModel, best_mode, calibrate_batchnorm, fused_eval_copy,
+                                      prepare_for_inference)
+
+IMGSZ = 64
+FP32_RTOL = 1e-4  # max |diff| relative to the output's max |value|
+# bf16 tolerance. Random-weight networks amplify any rounding: merely storing the *input* in bf16 (then
+# computing in fp32) already moves their outputs by 1-8 % (relative L2), so a fixed bound says little.
+# The bound is relative to that: bf16-cl's error <= BF16_FACTOR x the error of rounding the input alone
+# (measured 1.8-6.3x over 3 seeds of yolov8n / yolo11n at 64 px). See benchmarks/README.md.
+BF16_FACTOR = 10.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _calibrated(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5)
+    calibrate_batchnorm(model, [torch.rand(2, 3, IMGSZ, IMGSZ) for _ in range(2)])
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def yolov8n():
+    return _calibrated("yolov8n")
+
+
+@pytest.fixture(scope="module")
+def x():
+    torch.manual_seed(1)
+    return torch.rand(2, 3, IMGSZ, IMGSZ)
+
+
+def _rel_max(y: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((y - ref).abs().max() / ref.abs().max())
+
+
+def test_calibration_makes_outputs_informative(yolov8n, x):
+    with torch.no_grad():
+        y = yolov8n(x)
+    boxes = y[:, :4]
+    assert boxes.std(-1).min() > 1.0  # boxes vary across anchors (in px) instead of one constant box
+
+
+def test_fused_equals_unfused_and_model_untouched(yolov8n, x):
+    fused = fused_eval_copy(yolov8n)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in yolov8n.modules())  # the user's model is a copy
+    with torch.no_grad():
+        ref = yolov8n(x)
+        y = fused(x)
+    assert _rel_max(y, ref) < FP32_RTOL
+
+
+@pytest.mark.parametrize("mode", ["fp32", "fp32-cl", "onnx"])
+def test_fp32_modes_match_eval(yolov8n, x, mode):
+    if mode == "onnx":
+        pytest.importorskip("onnxruntime")
+    runner = prepare_for_inference(yolov8n, mode)
+    assert isinstance(runner, InferenceModel) and runner.mode == mode
+    with torch.no_grad():
+        ref = yolov8n(x)
+    y = runner(x)
+    assert y.dtype == torch.float32 and y.shape == ref.shape
+    assert _rel_max(y, ref) < FP32_RTOL
+
+
+@pytest.mark.parametrize("name", ["yolov8n", "yolo11n"])
+def test_bf16_mode_within_documented_tolerance(name, x):
+    model = _calibrated(name)
+    with torch.no_grad():
+        ref = model(x)
+        ref_rounded_input = model(x.bfloat16().float())
+    runner = InferenceModel(model, "bf16-cl")  # directly: no "emulated bf16" warning on CPUs without it
+    y = runner(x)
+    assert y.dtype == torch.float32 and y.shape == ref.shape
+
+    def rel_l2(a, part):
+        return float((a[:, part] - ref[:, part]).norm() / ref[:, part].norm())
+
+    for part in (slice(0, 4), slice(4, None)):  # boxes, class scores
+        err, floor = rel_l2(y, part), rel_l2(ref_rounded_input, part)
+        assert 0 < err < BF16_FACTOR * floor, (part, err, floor)  # > 0: bf16 really ran
+    # the decode ran in float32: box coordinates are not all bf16-representable numbers
+    boxes = y[:, :4]
+    assert (boxes != boxes.bfloat16().float()).float().mean() > 0.5
+
+
+def test_bf16_keeps_head_outputs_fp32_and_convs_bf16(yolov8n):
+    runner = InferenceModel(yolov8n, "bf16-cl")
+    head = runner.model.head
+    assert all(branch[-1].weight.dtype == torch.float32 for branch in (*head.cv2, *head.cv3))
+    assert head.dfl.conv.weight.dtype == torch.float32
+    bf16 = [m for m in runner.model.backbone.modules() if isinstance(m, nn.Conv2d)]
+    assert bf16 and all(m.weight.dtype == torch.bfloat16 for m in bf16)
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in bf16 if m.weight.dim() == 4)
+
+
+def test_anchor_head_bf16_decode_in_fp32():
+    from yololab.nn.heads import AnchorHead
+
+    torch.manual_seed(0)
+    head = AnchorHead(3, [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]], [8, 16], [8, 16]).eval()
+    feats = [torch.randn(1, 8, 8, 8), torch.randn(1, 16, 4, 4)]
+    model = nn.Sequential()  # wrap so prepare_for_inference's copy holds the head
+    model.head = head
+    patched = inference.keep_head_outputs_in_float32(model)
+    assert len(patched) == 2
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model.head(feats)
+    assert y.dtype == torch.float32
+    with torch.no_grad():
+        ref = AnchorHead.forward(head, feats)
+    assert _rel_max(y, ref) < FP32_RTOL  # all of it fp32: head input was fp32 already
+
+
+def test_auto_follows_cpu_flags(monkeypatch, yolov8n):
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    assert best_mode() == "bf16-cl"
+    assert prepare_for_inference(yolov8n, "auto").mode == "bf16-cl"
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
+    assert best_mode() == "fp32-cl"
+    assert prepare_for_inference(yolov8n, "auto").mode == "fp32-cl"
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        prepare_for_inference(yolov8n, "bf16-cl")
+
+
+def test_cpu_flags_read_from_proc():
+    flags = inference.cpu_flags()
+    if Path("/proc/cpuinfo").exists():
+        assert "fpu" in flags or "fp" in flags or len(flags) > 5
+
+
+class _TupleNet(nn.Module):
+    """Returns a nested structure, as Ultralytics' Detect does in eval: (tensor, [tensor, tensor])."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        return y.sum(1), [y, y.mean((2, 3))]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_output_structure_preserved(mode, tmp_path):
+    if mode == "onnx":
+        pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    net = _TupleNet()
+    calibrate_batchnorm(net, [torch.rand(2, 3, 16, 16)]).eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        ref = net(x)
+    runner = prepare_for_inference(net, mode, cache_dir=tmp_path / "onnx" if mode == "onnx" else None)
+    y = runner(x)
+    assert isinstance(y, tuple) and isinstance(y[1], list) and len(y[1]) == 2
+    tol = 0.1 if mode == "bf16-cl" else 1e-4  # this test is about structure; the means are near 0
+    for a, b in zip((y[0], *y[1]), (ref[0], *ref[1])):
+        assert a.dtype == torch.float32 and a.shape == b.shape
+        assert float((a - b).norm() / b.norm()) < tol
+    if mode == "onnx":
+        files = sorted(p.name for p in (tmp_path / "onnx").iterdir())
+        assert files == ["_TupleNet-1x3x16x16.onnx"]  # written atomically: no .tmp left behind
+        runner(torch.rand(1, 3, 32, 32))  # a new shape exports a second graph
+        assert len(list((tmp_path / "onnx").iterdir())) == 2
+
+
+def test_bad_mode_and_bad_input(yolov8n):
+    with pytest.raises(YololabError, match="unknown inference mode 'fp16'"):
+        prepare_for_inference(yolov8n, "fp16")
+    runner = prepare_for_inference(yolov8n, "fp32")
+    with pytest.raises(ValueError, match="float32 \\(B, 3, H, W\\)"):
+        runner(torch.rand(3, IMGSZ, IMGSZ))
+    with pytest.raises(ValueError, match="float32"):
+        runner(torch.rand(1, 3, IMGSZ, IMGSZ).double())
+
+
+def test_onnx_missing_runtime_is_a_clear_error(monkeypatch, yolov8n):
+    monkeypatch.setattr(inference, "onnxruntime_available", lambda: False)
+    with pytest.raises(YololabError, match="pip install onnxruntime"):
+        prepare_for_inference(yolov8n, "onnx")
+
+
+def test_ultralytics_model_modes_match():
+    pytest.importorskip("ultralytics")
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    ref = DetectionModel("yolov8n.yaml", nc=80, verbose=False)
+    calibrate_batchnorm(ref, [torch.rand(2, 3, IMGSZ, IMGSZ)]).eval()
+    x = torch.rand(1, 3, IMGSZ, IMGSZ)
+    with torch.no_grad():
+        expected = ref(x)[0]
+    for mode in ("fp32", "fp32-cl"):
+        y = prepare_for_inference(ref, mode)(x)[0]
+        assert _rel_max(y, expected) < FP32_RTOL
+    assert any(isinstance(m, nn.BatchNorm2d) for m in ref.modules())  # Ultralytics' fuse() ran on a copy
+
+
+@pytest.mark.slow
+def test_benchmark_script_runs(capsys):
+    pytest.importorskip("ultralytics")
+    images = ROOT.parent / "shared" / "data" / "coco8" / "images"
+    if not images.is_dir():
+        pytest.skip(f"shared test data not found at {images}")
+    spec = importlib.util.spec_from_file_location("bench_models", ROOT / "benchmarks" / "models.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_models"] = bench
+    spec.loader.exec_module(bench)
+    modes = "fp32,fp32-cl,bf16-cl" + (",onnx" if inference.onnxruntime_available() else "")
+    assert bench.main(["--models", "yolov8n", "--imgsz", "64", "--warmup", "1", "--runs", "2",
+                       "--modes", modes, "--images", str(images), "--topk", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "| yolov8n | ultralytics default |" in out and "| yolov8n | yololab fp32-cl" in out
+    parity = out.split("Same weights")[1].splitlines()
+    row = next(line for line in parity if line.startswith("| yolov8n"))
+    assert float(row.split("|")[2]) < 1e-3  # our fp32 == Ultralytics' with the same weights
+    fp32_cl = next(line for line in out.splitlines() if line.startswith("| yolov8n | fp32-cl |"))
+    assert "80/80" in fp32_cl  # fp32-cl keeps every top-10 detection on the 8 images
