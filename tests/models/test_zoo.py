@@ -196,8 +196,14 @@ def test_bad_options():
         build_model("yolov8n", num_classes=0)
     with pytest.raises(YololabError, match="style"):
         build_model("yolov8n", style="darknet")  # not an option of yolov8
-    with pytest.raises(ValueError, match="style"):
+    with pytest.raises(YololabError, match="style 'caffe'"):
         build_model("yolov3", style="caffe")
+    with pytest.raises(YololabError, match="unexpected keyword"):
+        build_model("yolov5s", stlye="yolov5")
+    with pytest.raises(YololabError, match="anchors"):
+        build_model("yolov5n", anchors=[[10, 13, 16, 30], [30, 61]])
+    custom = build_model("yolov5n", anchors=[[1, 2, 3, 4, 5, 6]] * 3)
+    assert custom.head.anchors[1].tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
 def test_darknet_style_outputs(tmp_path):

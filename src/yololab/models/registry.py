@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable
 from functools import partial
 
@@ -51,10 +52,12 @@ def build_model(name: str, num_classes: int = 80, weights: str | None = None, **
     _check_name(name)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise YololabError(f"num_classes must be a positive integer, got {num_classes!r}")
-    try:
-        model = _builder(name)(num_classes=num_classes, **kwargs)
-    except TypeError as e:  # an option this family does not have
+    builder = _builder(name)
+    try:  # check the options against the family builder's signature before building anything
+        inspect.signature(builder).bind(num_classes=num_classes, **kwargs)
+    except TypeError as e:
         raise YololabError(f"cannot build {name!r} with options {kwargs}: {e}") from None
+    model = builder(num_classes=num_classes, **kwargs)
     if weights is not None:
         from yololab.models.weights import load_weights
 

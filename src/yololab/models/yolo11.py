@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from yololab.errors import YololabError
 from yololab.models.base import Detector, ModelMeta, scale_depth, scale_width
 from yololab.nn import C2PSA, C3k2, Concat, Conv, DetectHead, SPPF, Upsample
 
@@ -113,7 +114,7 @@ REFERENCE_LAYERS = [
 def build_yolo11(scale: str, num_classes: int = 80, reg_max: int = 16) -> Detector:
     """YOLO11-{n,s,m,l,x} for ``num_classes`` classes (randomly initialized as the reference does)."""
     if scale not in SCALES:
-        raise ValueError(f"unknown YOLO11 scale {scale!r}; expected one of {sorted(SCALES)}")
+        raise YololabError(f"unknown YOLO11 scale {scale!r}; expected one of {sorted(SCALES)}")
     depth, width, max_channels = SCALES[scale]
     c3k_all = scale in C3K_EVERYWHERE
     backbone = Backbone(depth, width, max_channels, c3k_all)

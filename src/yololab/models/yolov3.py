@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from yololab.errors import YololabError
 from yololab.models.base import Detector, ModelMeta
 from yololab.nn import AnchorHead, Concat, Conv, DarknetResidual, Upsample, repeat
 
@@ -36,7 +37,7 @@ TINY_ANCHORS = [
 
 def _activation(style: str) -> str:
     if style not in STYLES:
-        raise ValueError(f"unknown YOLOv3 style {style!r}; expected one of {STYLES}")
+        raise YololabError(f"unknown YOLOv3 style {style!r}; expected one of {STYLES}")
     return "leaky" if style == "darknet" else "silu"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from yololab.errors import YololabError
 from yololab.models.base import Detector, ModelMeta, scale_depth, scale_width
 from yololab.nn import C3, SPPF, AnchorHead, Concat, Conv, Upsample
 
@@ -121,7 +122,7 @@ REFERENCE_LAYERS = [
 def build_yolov5(scale: str, num_classes: int = 80, anchors: list[list[float]] | None = None) -> Detector:
     """YOLOv5-{n,s,m,l,x} v7.0 for ``num_classes`` classes; ``anchors`` in pixels per level (default COCO's)."""
     if scale not in SCALES:
-        raise ValueError(f"unknown YOLOv5 scale {scale!r}; expected one of {sorted(SCALES)}")
+        raise YololabError(f"unknown YOLOv5 scale {scale!r}; expected one of {sorted(SCALES)}")
     depth, width = SCALES[scale]
     backbone = Backbone(depth, width)
     neck = Neck(backbone.out_channels, depth, width)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from yololab.errors import YololabError
 from yololab.models.base import Detector, ModelMeta, scale_depth, scale_width
 from yololab.nn import C2f, Concat, Conv, DetectHead, SPPF, Upsample
 
@@ -108,7 +109,7 @@ REFERENCE_LAYERS = [
 def build_yolov8(scale: str, num_classes: int = 80, reg_max: int = 16) -> Detector:
     """YOLOv8-{n,s,m,l,x} for ``num_classes`` classes (randomly initialized as the reference does)."""
     if scale not in SCALES:
-        raise ValueError(f"unknown YOLOv8 scale {scale!r}; expected one of {sorted(SCALES)}")
+        raise YololabError(f"unknown YOLOv8 scale {scale!r}; expected one of {sorted(SCALES)}")
     depth, width, max_channels = SCALES[scale]
     backbone = Backbone(depth, width, max_channels)
     neck = Neck(backbone.out_channels, depth, width, max_channels)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from yololab.errors import YololabError
 from yololab.nn.blocks import DFL
 from yololab.nn.conv import Conv, DWConv
 
@@ -67,6 +68,11 @@ class AnchorHead(nn.Module):
         super().__init__()
         if decode not in ("yolov5", "darknet"):
             raise ValueError(f"decode must be 'yolov5' or 'darknet', got {decode!r}")
+        if len(anchors) != len(in_channels) or len(strides) != len(in_channels):
+            raise YololabError(f"anchors: expected one list per detection level ({len(in_channels)}), "
+                               f"got {len(anchors)}")
+        if len({len(a) for a in anchors}) != 1 or len(anchors[0]) % 2 or not anchors[0]:
+            raise YololabError(f"anchors: every level needs the same number of (w, h) pairs, got {anchors}")
         self.nc = num_classes
         self.no = num_classes + 5  # outputs per anchor: x, y, w, h, objectness, classes
         self.nl = len(anchors)
