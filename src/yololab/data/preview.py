@@ -92,7 +92,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
-        "preview", help="Draw a grid of samples with boxes, before or after augmentation.",
+        "preview", help="draw a grid of samples with boxes, before or after augmentation",
         description="Draw a grid of samples of a dataset split with their boxes and class names: as loaded "
                     "(letterboxed) or, with --augment, as the training loader makes them (mosaic, affine, "
                     "HSV, flips, ...).",

@@ -342,16 +342,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
-        "synth", help="Generate a synthetic detection dataset (offline).",
+        "synth", help="generate a synthetic detection dataset (offline)",
         description="Generate a synthetic YOLO-format detection dataset with its data.yaml, offline.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="kind", metavar="<kind>", required=True)
     s = sub.add_parser(
-        "shapes", help="Coloured shapes on textured backgrounds (%d classes)." % len(CLASSES),
-        description=(f"Draw {len(CLASSES)} shape classes ({', '.join(CLASSES)}) at 2%%-60%% of the image side, "
+        "shapes", help=f"coloured shapes on textured backgrounds ({len(CLASSES)} classes)",
+        description=(f"Draw {len(CLASSES)} shape classes ({', '.join(CLASSES)}) at 2%-60% of the image side, "
                      "rotated, coloured, overlapping, on textured noisy backgrounds with distractors (lines, arcs, "
                      "scribbles, blurred blobs, text-like marks); some images are background only. Boxes are the "
-                     "whole shape's box; objects more than 60%% hidden get no label. Image i uses seed + i, so the "
+                     "whole shape's box; objects more than 60% hidden get no label. Image i uses seed + i, so the "
                      "output does not depend on --workers. Refuses a non-empty folder not written by this command."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
