@@ -1,4 +1,4 @@
-"""count_flops agrees with the references' own counter (thop) within 1% at 640x640.
+"""count_flops agrees with the references' own counter (thop) at 640x640: the brief asks 1%, we assert 0.2%.
 
 The two counters do not count the same things, so we compare like with like:
 
@@ -9,10 +9,14 @@ The two counters do not count the same things, so we compare like with like:
   We add those with a forward hook on the reference's Attention modules.
 * thop also counts 1 op per output element of nearest upsampling; that is left in (< 0.1%).
 
-Measured on this machine (2-core CPU): yolov8n 8.744 vs thop-fused 8.746; yolo11n 6.543 vs 6.484 + 0.06
-attention = 6.543; yolov5n and yolov3-tiny within 0.05%. Note that Ultralytics' own ``get_flops`` returns
-0.0 with the installed ``thop`` 0.1.1 (it passes a ``stride`` argument only ``ultralytics-thop`` accepts), so we
-call ``thop.profile`` directly, as ``get_flops`` and yolov5's ``model_info`` do.
+Measured (2-core CPU; counts do not depend on the machine), ours vs reference: yolov8n 8.7440 vs 8.7464,
+yolo11n 6.5425 vs 6.5450 (6.4835 from thop + 0.0615 attention), yolov5n 4.4681 vs 4.4694, yolov3-tiny 13.1715 vs
+13.1719, yolov3 155.891 vs 155.894: all within 0.04%, the rest being thop's upsampling ops. Without the two
+corrections the gaps are -1.3% (yolov8n, BatchNorm) and +0.9% (yolo11n fused, attention).
+
+Ultralytics' own ``get_flops`` returns 0.0 with the installed ``thop`` 0.1.1 (it passes a ``stride`` argument
+that only ``ultralytics-thop`` accepts), so we call ``thop.profile`` directly, as ``get_flops`` and yolov5's
+``model_info`` do.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def thop_gflops(ref: torch.nn.Module, imgsz: int = 640) -> float:
     return (macs + sum(attn_macs)) * 2 / 1e9
 
 
-def assert_close(ours: float, ref: float, rel: float = 0.01) -> None:
+def assert_close(ours: float, ref: float, rel: float = 0.002) -> None:
     assert abs(ours - ref) <= rel * ref, f"ours {ours:.4f} GFLOPs vs reference {ref:.4f} ({(ours / ref - 1):+.2%})"
 
 
