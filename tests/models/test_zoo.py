@@ -10,7 +10,7 @@ from yololab.errors import WeightsError, YololabError
 from yololab.models import build_model, list_models, model_info
 from yololab.models.convert import reference_state_dict_to_yololab
 
-from test_parity import randomize_batchnorm
+from test_parity_zoo import randomize_batchnorm
 
 # Parameter counts of the references for nc=80 (ultralytics 8.4.190 / yolov5 7.0.14, see DESIGN.md).
 REFERENCE_PARAMS = {
@@ -25,7 +25,7 @@ REFERENCE_PARAMS = {
 SMALL = ["yolov3-tiny", "yolov5n", "yolov8n", "yolo11n"]  # one per family (v3 via its tiny model)
 
 
-# (test_parity.py also checks, for n and s of each family and both yolov3s, that the parameter count equals
+# (test_parity_zoo.py also checks, for n and s of each family and both yolov3s, that the parameter count equals
 # that of the reference model built from its YAML.)
 
 

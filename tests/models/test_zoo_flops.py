@@ -31,7 +31,7 @@ import torch
 from yololab.models import build_model
 from yololab.models.flops import count_flops
 
-from test_parity import quiet, ultralytics_model, yolov5_model
+from test_parity_zoo import quiet, ultralytics_model, yolov5_model
 
 
 def thop_gflops(ref: torch.nn.Module, imgsz: int = 640) -> float:
