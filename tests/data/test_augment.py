@@ -118,9 +118,15 @@ def test_hsv_deterministic_and_off_when_zero():
     img = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
     off = replace(AugmentConfig(), hsv_h=0, hsv_s=0, hsv_v=0)
     assert augment_hsv(img, off, rng) is img
-    a = augment_hsv(img, AugmentConfig(), np.random.default_rng(1))
-    b = augment_hsv(img, AugmentConfig(), np.random.default_rng(1))
+    a = augment_hsv(img.copy(), AugmentConfig(), np.random.default_rng(1))
+    b = augment_hsv(img.copy(), AugmentConfig(), np.random.default_rng(1))
     assert a.dtype == np.uint8 and a.shape == img.shape and np.array_equal(a, b) and not np.array_equal(a, img)
+    # the reference: OpenCV HSV round trip with the same gains, done by hand
+    dh, gs, gv = np.random.default_rng(1).uniform(-1, 1, 3) * (0.015, 0.7, 0.4) + (0, 1, 1)
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + dh * 180) % 180
+    hsv[..., 1:] = np.clip(hsv[..., 1:] * (gs, gv), 0, 255)
+    assert np.array_equal(a, cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR))
 
 
 def test_photometric_extras_all_on():

@@ -158,10 +158,12 @@ def scale_translate_into(out: np.ndarray, img: np.ndarray, M: np.ndarray) -> np.
     v0, v1 = int(round(y0 * s + ty)), int(round(y1 * s + ty))
     if u1 <= u0 or v1 <= v0:
         return M
-    crop = cv2.resize(img[y0:y1, x0:x1], (u1 - u0, v1 - v0), interpolation=cv2.INTER_LINEAR)
     a, b = max(u0, 0), max(v0, 0)
     c, d = min(u1, out_w), min(v1, out_h)
-    if c > a and d > b:
+    if (a, b, c, d) == (u0, v0, u1, v1):  # fits: resize straight into the output, no temporary image
+        cv2.resize(img[y0:y1, x0:x1], (u1 - u0, v1 - v0), dst=out[b:d, a:c], interpolation=cv2.INTER_LINEAR)
+    elif c > a and d > b:
+        crop = cv2.resize(img[y0:y1, x0:x1], (u1 - u0, v1 - v0), interpolation=cv2.INTER_LINEAR)
         out[b:d, a:c] = crop[b - v0:d - v0, a - u0:c - u0]
     sx, sy = (u1 - u0) / (x1 - x0), (v1 - v0) / (y1 - y0)
     return np.array([[sx, 0, u0 - x0 * sx], [0, sy, v0 - y0 * sy], [0, 0, 1]])
@@ -238,7 +240,11 @@ def flip_ud(img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def augment_hsv(img: np.ndarray, hyp: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Random hue shift and saturation/value gains through one 256-entry look-up table per channel."""
+    """Random hue shift and saturation/value gains through one 256-entry look-up table per channel.
+
+    Works in place (``img`` must not be shared with a cache) and returns ``img``: no new image is
+    allocated, which on this path costs as much as the colour conversions themselves.
+    """
     if not (hyp.hsv_h or hyp.hsv_s or hyp.hsv_v):
         return img
     dh, gs, gv = rng.uniform(-1, 1, 3) * (hyp.hsv_h, hyp.hsv_s, hyp.hsv_v) + (0, 1, 1)
@@ -246,7 +252,9 @@ def augment_hsv(img: np.ndarray, hyp: AugmentConfig, rng: np.random.Generator) -
     lut = np.stack([(x + dh * 180) % 180, np.clip(x * gs, 0, 255), np.clip(x * gv, 0, 255)], 1)
     lut = lut.astype(np.uint8).reshape(1, 256, 3)
     hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
-    return cv2.cvtColor(cv2.LUT(hsv, lut), cv2.COLOR_HSV2BGR)
+    cv2.LUT(hsv, lut, dst=hsv)
+    cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR, dst=img)
+    return img
 
 
 def mixup(img1: np.ndarray, cls1: np.ndarray, boxes1: np.ndarray, img2: np.ndarray, cls2: np.ndarray,
