@@ -6,7 +6,8 @@ worker count, no RAM cache. The two loaders are measured in the same run, interl
 each round one full pass ("epoch") over the images; the first ``--warmup`` batches of every pass are
 not timed: they hold worker start-up (ours starts its workers at every epoch so that they see the new
 epoch's seed; Ultralytics keeps them) and the batches Ultralytics' persistent workers prefetched
-while the other loader ran. Images/s = timed images / timed seconds; the table gives the median
+while the other loader ran; before each pass the benchmark waits until the other loader's workers
+are idle, so that they never run during a timed pass. Images/s = timed images / timed seconds; the table gives the median
 over rounds. The machine is shared with other work: look at the spread of the rounds too.
 
 Datasets:
@@ -101,6 +102,26 @@ def time_pass(one_pass, warmup: int) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
+def settle(timeout: float = 15.0) -> None:
+    """Wait until this process's children (loader workers) stop using CPU. Ultralytics' workers are
+    persistent and prefetch the next batches after a pass; without this they would run during the
+    other loader's timed pass (and its prefetched batches are then part of its own untimed warm-up)."""
+    import psutil
+
+    me, last, t0 = psutil.Process(), -1.0, time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        cpu = 0.0
+        for p in me.children(recursive=True):
+            try:
+                cpu += sum(p.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        if abs(cpu - last) < 0.01:
+            return
+        last = cpu
+        time.sleep(0.3)
+
+
 def machine() -> str:
     import torch
 
@@ -150,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 order = list(loaders) if r % 2 == 0 else list(loaders)[::-1]  # alternate who goes first
                 for k in order:
+                    settle()
                     dt, n = time_pass(loaders[k][0], args.warmup)
                     speeds[k].append(n / dt)
                     print(f"[{name}] round {r + 1}/{args.rounds} {k:12s} {n / dt:7.1f} img/s ({n} images, "

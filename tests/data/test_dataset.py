@@ -214,3 +214,20 @@ def test_fast_mosaic_matches_canvas_warp(tmp_path):
         assert (a["img"].float() - b["img"].float()).abs().mean() < 4
         assert len(a["bboxes"]) == len(b["bboxes"])
         torch.testing.assert_close(a["bboxes"] * 128, b["bboxes"] * 128, atol=1.5, rtol=0)
+
+
+def test_persistent_workers_see_set_epoch_and_close_mosaic(rects, tmp_path):
+    hyp = replace(PLAIN, scale=0.0, translate=0.0, fliplr=0.0, close_mosaic=2)
+    ds = DetectionDataset(rects, "train", hyp=hyp, buffer_size=0, **ds_kwargs(tmp_path))
+    loader = build_dataloader(ds, batch_size=4, workers=2, seed=0)
+    assert loader.persistent_workers
+    expected = {f: letterbox(ds.load_image(i)[0], (64, 64), scaleup=False)[0].transpose(2, 0, 1)[::-1]
+                for i, f in enumerate(ds.files)}
+
+    def letterboxed(batches):
+        return [np.array_equal(img.numpy(), expected[f]) for b in batches for img, f in zip(b["img"], b["im_file"])]
+
+    assert not all(letterboxed(_epoch(loader, ds, 0)))  # mosaics
+
+    ds.set_epoch(9, epochs=10)
+    assert all(letterboxed(list(loader)))

@@ -14,9 +14,9 @@ Seeding. Sample ``i`` of epoch ``e`` draws every random number from its own gene
 ``(seed, e, i)``, so workers never share random streams; two runs with the same seed (and the same
 number of workers, see the image buffer below) give the same batches, and :meth:`DetectionDataset.set_epoch`
 (called by the training loop at the start of each epoch, like ``DistributedSampler.set_epoch``)
-makes each epoch different. The loader's shuffling uses a ``torch.Generator`` seeded the same way,
-and :func:`seed_worker` seeds the global ``random``/NumPy state of each worker for any library that
-uses it.
+makes each epoch different. The loader's shuffling is a permutation seeded with (seed, epoch), and
+:func:`seed_worker` seeds the global ``random``/NumPy state of each worker for any library that uses
+it. The loader's workers are persistent: the epoch reaches them with every index (EpochSampler).
 
 Image buffer. As Ultralytics does, each process keeps the last ``buffer_size`` decoded (resized)
 images, and a mosaic takes its three partner images from that buffer, so a mosaic costs one JPEG
@@ -133,8 +133,8 @@ class DetectionDataset(Dataset):
         if epochs is not None and self.hyp.close_mosaic:
             self.mosaic_closed = epoch >= epochs - self.hyp.close_mosaic
 
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, index])
+    def _rng(self, epoch: int, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch, index])
 
     def _make_rect_batches(self, batch_size: int, pad: float) -> None:
         """Sort samples by aspect ratio (h / w) and give each batch the smallest stride-aligned shape
@@ -263,16 +263,19 @@ class DetectionDataset(Dataset):
         ratio_pad = ((w * gw / w0, h * gh / h0), (padw, padh))
         return img, cls, boxes, (h0, w0), ratio_pad
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, bool, int]) -> dict:
+        """``key``: an index, or ``(epoch, mosaic_closed, index)`` as :class:`EpochSampler` yields
+        them (the epoch state travels with the index to the loader's persistent workers)."""
+        epoch, closed, index = key if isinstance(key, tuple) else (self.epoch, self.mosaic_closed, key)
         s = self.imgsz
         ori_shape, ratio_pad = tuple(int(v) for v in self.shapes[index]), None
         if not self.augment:
             shape = tuple(self.batch_shapes[self.batch_index[index]]) if self.rect else (s, s)
             img, cls, boxes, ori_shape, ratio_pad = self._load_letterboxed(index, shape)
         else:
-            rng = self._rng(index)
+            rng = self._rng(epoch, index)
             hyp = self.hyp
-            if not self.mosaic_closed and rng.random() < hyp.mosaic:
+            if not closed and rng.random() < hyp.mosaic:
                 img, cls, boxes = self.load_mosaic(index, rng)
                 if hyp.mixup and rng.random() < hyp.mixup:
                     img2, cls2, boxes2 = self.load_mosaic(int(rng.integers(0, len(self))), rng)
@@ -338,15 +341,41 @@ def seed_worker(worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, mosaic_closed, index)`` for every sample of the dataset's current epoch.
+
+    The sampler runs in the main process, where the training loop calls ``dataset.set_epoch``; sending
+    the epoch state with each index lets the loader keep its workers (and their image buffers) alive
+    across epochs. With ``shuffle`` the order is a permutation seeded with (seed, epoch): the same for
+    the same seed and epoch whatever ran before, so a resumed run sees the same order.
+    """
+
+    def __init__(self, dataset: Dataset, shuffle: bool, seed: int):
+        self.dataset, self.shuffle, self.seed = dataset, shuffle, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self):
+        epoch = getattr(self.dataset, "epoch", 0)
+        closed = getattr(self.dataset, "mosaic_closed", False)
+        n = len(self.dataset)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else range(n)
+        for i in order:
+            yield epoch, closed, int(i)
+
+
 def build_dataloader(dataset: DetectionDataset, batch_size: int = 16, workers: int = 0, shuffle: bool = True,
                      seed: int | None = None) -> DataLoader:
-    """A DataLoader with our collate, worker seeding and a seeded shuffle (``seed`` defaults to the
-    dataset's). Call ``dataset.set_epoch(epoch)`` before each epoch: workers are re-created per epoch
-    (not persistent), so they see the new epoch."""
+    """A DataLoader with our collate, worker seeding, an :class:`EpochSampler` (seeded shuffle;
+    ``seed`` defaults to the dataset's) and persistent workers. Call ``dataset.set_epoch(epoch)``
+    before iterating each epoch. The workers keep the dataset as it was when they started: build a
+    new loader after changing its hyperparameters."""
     if getattr(dataset, "rect", False) and shuffle:
         raise ConfigError("rect batches need shuffle=False (the batches are sorted by aspect ratio)")
+    seed = dataset.seed if seed is None else seed
     g = torch.Generator()
-    g.manual_seed(dataset.seed if seed is None else seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate_fn,
-                      worker_init_fn=seed_worker, generator=g, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=False)
+    g.manual_seed(seed)  # base seed of the workers' global random state (seed_worker)
+    return DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(dataset, shuffle, seed),
+                      num_workers=workers, collate_fn=collate_fn, worker_init_fn=seed_worker, generator=g,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
