@@ -125,11 +125,17 @@ def build_pair(name: str, calib: list[torch.Tensor], seed: int) -> tuple[torch.n
     return ours.eval(), ref
 
 
-def ultralytics_default(ref: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """What ``YOLO.predict`` runs: AutoBackend(fuse=True) (+ channels-last on x86 Linux), inference_mode."""
+def ultralytics_default(ref: torch.nn.Module,
+                        channels_last: bool | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What ``YOLO.predict`` runs: AutoBackend(fuse=True) (+ channels-last on x86 Linux), inference_mode.
+
+    ``channels_last=False`` gives the fused NCHW model that Ultralytics versions before the automatic
+    channels-last ran (for reference only; the default is what users get now).
+    """
     from ultralytics.nn.autobackend import AutoBackend
 
-    backend = AutoBackend(model=copy.deepcopy(ref), device=torch.device("cpu"), fuse=True, verbose=False).eval()
+    backend = AutoBackend(model=copy.deepcopy(ref), device=torch.device("cpu"), fuse=True, verbose=False,
+                          channels_last=channels_last).eval()
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -236,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Machine: {machine_line(args.threads)}\n")
     print(f"Input: {args.imgsz}x{args.imgsz}, batch 1, {args.warmup} warm-up + {args.runs} timed calls each, "
-          f"interleaved. Ultralytics default = AutoBackend(fuse=True), which on this CPU also uses channels-last.\n")
+          f"interleaved. Ultralytics default = AutoBackend(fuse=True), which on this CPU also uses channels-last. "
+          "Diff columns: vs our unfused fp32 eval output on the same image.\n")
     print("| model | runs as | median ms | p90 ms | vs Ultralytics default | max box diff px | "
           "median box diff px | max score diff |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -249,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             ref_eval = ref(x)[0]
         parity_rows.append((name, *output_diffs(ours_eval, ref_eval)))
 
-        candidates: dict[str, Callable] = {"ultralytics default": ultralytics_default(ref)}
+        candidates: dict[str, Callable] = {"ultralytics default": ultralytics_default(ref),
+                                           "ultralytics fused NCHW": ultralytics_default(ref, channels_last=False)}
         for mode in modes:
             candidates[f"yololab {mode}"] = prepare_for_inference(ours, mode, threads=args.threads)
         times = time_interleaved(candidates, x, args.warmup, args.runs)
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, ts in times.items():
             med = statistics.median(ts)
             out = candidates[label](x)
-            diffs = output_diffs(out, ours_eval)
+            diffs = output_diffs(out, ours_eval)  # Ultralytics rows too: same weights
             tag = f"{label} (auto)" if label == f"yololab {auto}" else label
             print(f"| {name} | {tag} | {med:.1f} | {p90(ts):.1f} | {med / base:.2f}x | {diffs[0]:.2g} | "
                   f"{diffs[1]:.2g} | {diffs[2]:.2g} |")
@@ -288,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, a, b, c in parity_rows:
         print(f"| {name} | {a:.2g} | {b:.2g} | {c:.2g} |")
     if detection_rows:
-        print(f"\nTop-{args.topk} detections after NMS (IoU 0.7) on the {len(images)} images of {args.images.name}, "
+        print(f"\nTop-{args.topk} detections after NMS (IoU 0.7) on the {len(images)} images under "
+              f"{args.images.parent.name}/{args.images.name}, "
               "each mode vs our fp32 eval: matched = same class and IoU >= 0.9:\n")
         print("| model | mode | matched | mean IoU of matches | max score diff of matches |")
         print("|---|---|---:|---:|---:|")

@@ -26,7 +26,7 @@ Modes, each one a step on top of the previous:
 
 What was measured and left out (2-core Xeon with AMX, torch 2.14, yolov8n 640, batch 1, a shared and
 noisy machine; see benchmarks/README.md): ``torch.compile`` (inductor, freezing) takes 15-35 s to compile
-per input shape and gained ~10 % in fp32 and ~15 % in bf16; ``torch.jit.trace`` + ``freeze`` is
+per input shape and gained ~10 % in fp32 and 5-17 % in bf16; ``torch.jit.trace`` + ``freeze`` is
 deprecated in torch 2.14 and gained about as much; prepacking the conv weights and fusing SiLU into the
 conv by hand (oneDNN post-ops, what inductor does) gained ~3 %: in bf16 the convolutions are only about
 half of the time, the rest is concatenations and element-wise ops. None pays for its cost here.
