@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import os
 import tempfile
 import warnings
@@ -103,10 +104,8 @@ def fused_eval_copy(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model).eval()
     fuse = getattr(model, "fuse", None)
     if callable(fuse):
-        try:
-            fused = fuse(verbose=False)  # Ultralytics prints a model summary unless told not to
-        except TypeError:
-            fused = fuse()
+        quiet = "verbose" in inspect.signature(fuse).parameters  # Ultralytics prints a summary unless told not to
+        fused = fuse(verbose=False) if quiet else fuse()
         model = fused if isinstance(fused, nn.Module) else model
     model.eval()
     for p in model.parameters():
