@@ -4,11 +4,11 @@ Both load the same images with the same hyperparameters (Ultralytics defaults: m
 translate 0.1, HSV, fliplr, Albumentations extras), augment=True, the same image size, batch size and
 worker count, no RAM cache. The two loaders are measured in the same run, interleaved round by round,
 each round one full pass ("epoch") over the images; the first ``--warmup`` batches of every pass are
-not timed: they hold worker start-up (ours starts its workers at every epoch so that they see the new
-epoch's seed; Ultralytics keeps them) and the batches Ultralytics' persistent workers prefetched
-while the other loader ran; before each pass the benchmark waits until the other loader's workers
-are idle, so that they never run during a timed pass. Images/s = timed images / timed seconds; the table gives the median
-over rounds. The machine is shared with other work: look at the spread of the rounds too.
+not timed: they hold worker start-up and the batches that the (persistent) workers of each loader
+prefetched after its previous pass. Before each pass the benchmark waits until the other loader's
+workers are idle, so that they never run during a timed pass. Images/s = timed images / timed
+seconds; the table gives the median over rounds. The machine is shared with other work: look at
+the spread of the rounds too.
 
 Datasets:
 * ``shapes``: ``--synth-n`` images of the built-in shapes set at the training size (generated into a
