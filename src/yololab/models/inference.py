@@ -25,11 +25,13 @@ Modes, each one a step on top of the previous:
              bf16, PyTorch emulates it and it is *slower* than fp32.
 
 What was measured and left out (2-core Xeon with AMX, torch 2.14, yolov8n 640, batch 1, a shared and
-noisy machine; see benchmarks/README.md): ``torch.compile`` (inductor, freezing) takes 15-35 s to compile
-per input shape and gained ~10 % in fp32 and 5-17 % in bf16; ``torch.jit.trace`` + ``freeze`` is
-deprecated in torch 2.14 and gained about as much; prepacking the conv weights and fusing SiLU into the
-conv by hand (oneDNN post-ops, what inductor does) gained ~3 %: in bf16 the convolutions are only about
-half of the time, the rest is concatenations and element-wise ops. None pays for its cost here.
+noisy machine; see benchmarks/README.md): ``torch.compile`` (inductor, freezing) takes 8-37 s to compile
+per input shape and gained ~10 % in fp32 and 5-25 % in bf16, but its bf16 boxes were 13x further from
+fp32 than this module's (the float32 head sections seemed not to survive freezing); ``torch.jit.trace`` +
+``freeze`` is deprecated in torch 2.14 and gained about as much; prepacking the conv weights and fusing
+SiLU into the conv by hand (oneDNN post-ops, what inductor does) gained ~3 %: in bf16 the convolutions
+were about half of the time (profiled under load), the rest concatenations and element-wise ops.
+None of these pays for its cost here.
 
 The user's model is never modified: each mode works on a deep copy.
 """
