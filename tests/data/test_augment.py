@@ -169,6 +169,10 @@ def test_from_dict_rejects_unknown_keys():
         AugmentConfig.from_dict({"mosiac": 1.0}, where="hyp.yaml")
     with pytest.raises(ConfigError, match="fliplr"):
         AugmentConfig.from_dict({"fliplr": "often"})
+    with pytest.raises(ConfigError, match="mosaic"):
+        AugmentConfig(mosaic=1.5)
+    with pytest.raises(ConfigError, match="scale"):
+        AugmentConfig.from_dict({"scale": 1.0})
 
 
 @pytest.mark.parametrize("s,tx,ty", [(0.5, -320.0, -300.0), (1.37, -100.3, 20.7), (1.0, 0.0, 0.0), (0.8, 50.5, -10.2)])

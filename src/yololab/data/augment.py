@@ -58,6 +58,18 @@ class AugmentConfig:
     min_area_ratio: float = 0.1  # boxes keeping less than this fraction of their (scaled) area are dropped
     max_aspect: float = 100.0    # boxes longer than this ratio are dropped
 
+    def __post_init__(self):
+        probabilities = ("flipud", "fliplr", "mosaic", "mixup", "blur", "median_blur", "to_gray", "clahe",
+                         "brightness_contrast", "gamma", "jpeg")
+        for name in probabilities:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"augmentation field '{name}' is a probability in [0, 1], got {getattr(self, name)}")
+        for name in ("hsv_h", "hsv_s", "hsv_v", "scale", "translate"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"augmentation field '{name}' must be in [0, 1), got {getattr(self, name)}")
+        if self.close_mosaic < 0:
+            raise ConfigError(f"augmentation field 'close_mosaic' must be >= 0, got {self.close_mosaic}")
+
     @classmethod
     def from_dict(cls, d: dict, where: str = "hyperparameters") -> "AugmentConfig":
         """Build from a mapping (e.g. a YAML file); unknown keys are an error naming the key."""
