@@ -8,8 +8,10 @@ not timed: they hold worker start-up and the batches that the (persistent) worke
 prefetched after its previous pass. Before each pass the benchmark waits until the other loader's
 workers are idle, so that they never run during a timed pass. Images/s = timed images / timed
 seconds; the table gives the median over rounds, and the speed-up is the median of the per-round
-ratios (the two passes of a round run back to back, under about the same load). The machine is
-shared with other work: look at the spread of the rounds too.
+ratios (the two passes of a round run back to back, under about the same load). CPU ms/img is the
+CPU time of the main process and all workers over the timed part of a pass, per image (median over
+rounds): it depends much less on what else runs on the machine than wall-clock speed does. The
+machine is shared with other work: look at the spread of the rounds too.
 
 Datasets:
 * ``shapes``: ``--synth-n`` images of the built-in shapes set at the training size (generated into a
@@ -92,15 +94,31 @@ def ultralytics_loader(yaml_path: Path, args):
     return (lambda: iter(loader)), len(ds)
 
 
-def time_pass(one_pass, warmup: int) -> tuple[float, int]:
-    """Seconds and images of one pass, not counting its first ``warmup`` batches."""
-    n, t0 = 0, time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and all its children (the loader workers) so far."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for p in me.children(recursive=True):
+        try:
+            total += sum(p.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
+def time_pass(one_pass, warmup: int) -> tuple[float, int, float]:
+    """Seconds, images and CPU seconds (all processes) of one pass, not counting its first
+    ``warmup`` batches."""
+    n, t0, c0 = 0, time.perf_counter(), cpu_seconds()
     for k, batch in enumerate(one_pass()):
         if k < warmup:
-            t0 = time.perf_counter()  # the clock starts when the last warm-up batch has arrived
+            # the clocks start when the last warm-up batch has arrived
+            t0, c0 = time.perf_counter(), cpu_seconds()
             continue
         n += batch["img"].shape[0]
-    return time.perf_counter() - t0, n
+    return time.perf_counter() - t0, n, cpu_seconds() - c0
 
 
 def settle(timeout: float = 15.0) -> None:
@@ -167,29 +185,36 @@ def main(argv: list[str] | None = None) -> int:
         for name, yaml_path in sets.items():
             loaders = {"yololab": ours_loader(yaml_path, args, tmp / "cache"),
                        "ultralytics": ultralytics_loader(yaml_path, args)}
+            timed = loaders["yololab"][1] // args.batch - args.warmup
+            if timed < 10:  # a few batches are prefetched before the clock starts: too short to mean much
+                p.error(f"{name}: only {timed} timed batches per pass; use more images or a smaller --batch")
             cv2.setNumThreads(1)  # Ultralytics sets 0 on import; give both the same setting
             speeds = {k: [] for k in loaders}
+            cpu_ms = {k: [] for k in loaders}
             for r in range(args.rounds):
                 order = list(loaders) if r % 2 == 0 else list(loaders)[::-1]  # alternate who goes first
                 for k in order:
                     settle()
-                    dt, n = time_pass(loaders[k][0], args.warmup)
+                    dt, n, cpu = time_pass(loaders[k][0], args.warmup)
                     speeds[k].append(n / dt)
+                    cpu_ms[k].append(1000 * cpu / n)
                     print(f"[{name}] round {r + 1}/{args.rounds} {k:12s} {n / dt:7.1f} img/s ({n} images, "
                           f"{dt:.2f} s)", file=sys.stderr)
             ours, ref = statistics.median(speeds["yololab"]), statistics.median(speeds["ultralytics"])
             # the two passes of a round ran back to back under about the same load: their ratio is the
             # steadier figure on a shared machine
             paired = statistics.median(a / b for a, b in zip(speeds["yololab"], speeds["ultralytics"]))
-            rows.append((name, loaders["yololab"][1], ours, ref, paired, speeds["yololab"], speeds["ultralytics"]))
+            rows.append((name, loaders["yololab"][1], ours, ref, paired, statistics.median(cpu_ms["yololab"]),
+                         statistics.median(cpu_ms["ultralytics"]), speeds["yololab"], speeds["ultralytics"]))
 
     table = [f"Machine: {machine()}. Image size {args.imgsz}, batch {args.batch}, {args.workers} workers, "
              f"{args.rounds} interleaved rounds (median), {args.warmup} warm-up batches per pass.", "",
              "| dataset | images / pass | yololab img/s | Ultralytics img/s | speed-up (median of per-round "
-             "ratios) | yololab rounds | Ultralytics rounds |",
-             "|---|---:|---:|---:|---:|---|---|"]
-    for name, n, ours, ref, ratio, so, sr in rows:
-        table.append(f"| {name} | {n} | {ours:.1f} | {ref:.1f} | {ratio:.2f}x | "
+             "ratios) | yololab CPU ms/img | Ultralytics CPU ms/img | yololab rounds img/s | "
+             "Ultralytics rounds img/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for name, n, ours, ref, ratio, cpu_ours, cpu_ref, so, sr in rows:
+        table.append(f"| {name} | {n} | {ours:.1f} | {ref:.1f} | {ratio:.2f}x | {cpu_ours:.2f} | {cpu_ref:.2f} | "
                      f"{', '.join(f'{v:.0f}' for v in so)} | {', '.join(f'{v:.0f}' for v in sr)} |")
     text = "\n".join(table)
     print(text)
