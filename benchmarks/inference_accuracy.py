@@ -1,0 +1,244 @@
+"""Does each inference mode keep mAP unchanged? COCO mAP of every execution mode on a *trained* yolov8n.
+
+No pretrained weights are available offline, so this trains one first, with the reference tool:
+
+1. writes the built-in synthetic shapes dataset (:func:`yololab.data.synthetic.synth_shapes`, 7 classes),
+2. trains a yolov8n from scratch on it with the Ultralytics trainer (``YOLO("yolov8n.yaml").train``), a
+   few minutes on a CPU, offline,
+3. loads the trained checkpoint into yololab's yolov8n (``build_model("yolov8n", num_classes=7, weights=...)``),
+4. runs every mode of :func:`yololab.models.inference.prepare_for_inference` on the val images (letterboxed
+   to ``--imgsz``), decodes + NMS like ``ultralytics val`` (conf 0.001, IoU 0.7, max 300 detections,
+   per-class NMS with ``torchvision.ops.batched_nms``), maps boxes back to the original image and computes
+   COCO mAP50-95 / mAP50 with faster-coco-eval against the val labels,
+5. prints a markdown table: mode, mAP50-95, mAP50, their change vs fp32, the max output difference vs fp32
+   and the latency per image.
+
+Steps 1-2 are cached in ``--work-dir``: a rerun skips them (delete the folder to start over).
+
+    .venv/bin/python benchmarks/inference_accuracy.py --work-dir /tmp/yololab-accuracy
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torchvision
+
+from yololab.data.augment import letterbox
+from yololab.errors import YololabError
+from yololab.models.inference import MODES, best_mode, prepare_for_inference
+
+EVAL_CONF, EVAL_IOU, MAX_DET = 0.001, 0.7, 300  # what `ultralytics val` uses for mAP
+MAX_NMS = 30000  # candidates kept (by score) before NMS, as Ultralytics does
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/yololab-inference-accuracy"),
+                   help="dataset, training run and trained weights go here; reused by later runs")
+    p.add_argument("--train", type=int, default=800, help="synthetic training images")
+    p.add_argument("--val", type=int, default=200, help="synthetic validation images")
+    p.add_argument("--imgsz", type=int, default=320, help="image size for the dataset, training and evaluation")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (capped by --train-minutes)")
+    p.add_argument("--train-minutes", type=float, default=11.0,
+                   help="wall-clock cap for training (Ultralytics' time= option, fits the LR schedule to it)")
+    p.add_argument("--batch", type=int, default=16, help="training batch size")
+    p.add_argument("--modes", default="all", help="comma-separated modes to evaluate, or 'all' (fp32 always runs)")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="inference threads")
+    p.add_argument("--seed", type=int, default=0, help="dataset and training seed")
+    return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------------------------ steps 1-2
+
+def make_dataset(work_dir: Path, train: int, val: int, imgsz: int, seed: int) -> Path:
+    """The synthetic shapes dataset's data.yaml under ``work_dir/shapes`` (written once)."""
+    from yololab.data.synthetic import synth_shapes
+
+    yaml_path = work_dir / "shapes" / "data.yaml"
+    if yaml_path.is_file():
+        print(f"dataset: reusing {yaml_path}")
+        return yaml_path
+    return synth_shapes(work_dir / "shapes", train=train, val=val, imgsz=imgsz, seed=seed)
+
+
+def train_reference(data_yaml: Path, work_dir: Path, imgsz: int, epochs: int, minutes: float, batch: int,
+                    seed: int) -> Path:
+    """Train yolov8n from scratch with the Ultralytics trainer; return the trained weights (cached)."""
+    final = work_dir / "yolov8n-shapes.pt"
+    if final.is_file():
+        print(f"weights: reusing {final}")
+        return final
+    # Offline: no settings sync / hub events, and the config (settings.json) inside work_dir, not in ~.
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(work_dir / "ultralytics-config"))
+    import ultralytics.data.utils
+    from ultralytics import YOLO
+
+    # check_det_dataset() asks for Arial.ttf (for plot labels) and, when it is not cached, tries to download
+    # it (an HTTP request, even with YOLO_OFFLINE). Fonts only matter for plots, which are off here.
+    ultralytics.data.utils.check_font = lambda *a, **k: None
+
+    run_dir = work_dir / "train"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a previous interrupted run: start over (its weights were never copied out)
+    model = YOLO("yolov8n.yaml")
+    model.train(data=str(data_yaml), epochs=epochs, time=minutes / 60, imgsz=imgsz, batch=batch, workers=2,
+                device="cpu", amp=False, plots=False, val=False, seed=seed, deterministic=False,
+                project=str(work_dir), name="train", exist_ok=True, verbose=False)
+    weights = run_dir / "weights" / "last.pt"
+    if not weights.is_file():
+        raise YololabError(f"training finished without writing {weights}")
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.copyfile(weights, tmp)
+    os.replace(tmp, final)
+    return final
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+def load_split(data_yaml: Path, split: str, imgsz: int):
+    """(COCO ground-truth dict, [(image_id, letterboxed float32 (1,3,S,S) in [0,1], gain, pad)]) of one split."""
+    from yololab.data.formats import coco_dict, read_yolo
+
+    ds = read_yolo(data_yaml)
+    if split not in ds.splits:
+        raise YololabError(f"{data_yaml}: no '{split}' split")
+    gt = coco_dict(ds, split)
+    images = []
+    for image_id, rec in enumerate(ds.splits[split], start=1):  # coco_dict numbers images the same way
+        img = cv2.imread(str(rec.path))
+        if img is None:
+            raise YololabError(f"cannot read image {rec.path}")
+        img, gain, pad = letterbox(img, (imgsz, imgsz))
+        rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
+        images.append((image_id, torch.from_numpy(rgb).float().div_(255).unsqueeze(0), gain, pad))
+    return gt, images
+
+
+def detections(pred: torch.Tensor, image_id: int, gain: tuple[float, float], pad: tuple[int, int],
+               conf: float = EVAL_CONF, iou: float = EVAL_IOU, max_det: int = MAX_DET) -> list[dict]:
+    """One image's eval output ``(1, 4 + nc, A)`` -> COCO result dicts, boxes in original-image pixels.
+
+    Like ``ultralytics val``: every (anchor, class) pair scoring above ``conf`` is a candidate (multi-label),
+    then per-class NMS at ``iou``, then the ``max_det`` best.
+    """
+    p = pred[0].float().T  # (A, 4 + nc)
+    boxes = torchvision.ops.box_convert(p[:, :4], "cxcywh", "xyxy")
+    anchor, cls = (p[:, 4:] > conf).nonzero(as_tuple=True)
+    scores = p[anchor, 4 + cls]
+    if scores.numel() > MAX_NMS:
+        top = scores.topk(MAX_NMS).indices
+        anchor, cls, scores = anchor[top], cls[top], scores[top]
+    boxes = boxes[anchor]
+    keep = torchvision.ops.batched_nms(boxes, scores, cls, iou)[:max_det]
+    boxes, scores, cls = boxes[keep].double(), scores[keep], cls[keep]
+    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pad[0]) / gain[0]
+    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - pad[1]) / gain[1]
+    return [{"image_id": image_id, "category_id": int(c) + 1, "score": float(s),
+             "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]}
+            for (x1, y1, x2, y2), s, c in zip(boxes.tolist(), scores.tolist(), cls.tolist())]
+
+
+def coco_map(gt: dict, results: list[dict]) -> tuple[float, float]:
+    """(mAP50-95, mAP50) of ``results`` against ``gt`` with faster-coco-eval, the official COCO protocol."""
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    if not results:
+        return 0.0, 0.0
+    coco_gt = COCO(gt)
+    coco_dt = coco_gt.loadRes(results)
+    ev = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=lambda *a, **k: None)
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return float(ev.stats[0]), float(ev.stats[1])
+
+
+def evaluate_mode(runner, images) -> tuple[list[dict], list[torch.Tensor], list[float]]:
+    """Run ``runner`` on every image: (COCO results, raw outputs, per-image latency in ms)."""
+    results, outputs, times = [], [], []
+    runner(images[0][1])  # warm-up (and, for compiled modes, the one-off compilation)
+    for image_id, x, gain, pad in images:
+        t0 = time.perf_counter()
+        out = runner(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+        outputs.append(out)
+        results += detections(out, image_id, gain, pad)
+    return results, outputs, times
+
+
+def max_diffs(outputs: list[torch.Tensor], ref: list[torch.Tensor]) -> tuple[float, float]:
+    """(max |box diff| in px, max |class-score diff|) over all images and anchors."""
+    box = max(float((o[:, :4] - r[:, :4]).abs().max()) for o, r in zip(outputs, ref))
+    score = max(float((o[:, 4:] - r[:, 4:]).abs().max()) for o, r in zip(outputs, ref))
+    return box, score
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        import ultralytics  # noqa: F401
+    except ImportError:
+        print("error: training the reference model needs Ultralytics: pip install --no-deps ultralytics",
+              file=sys.stderr)
+        return 2
+    from yololab.models import build_model
+    from yololab.models.inference import mode_available
+
+    modes = list(MODES) if args.modes == "all" else [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        print(f"error: unknown mode(s) {bad}; choose from {', '.join(MODES)}", file=sys.stderr)
+        return 2
+    modes = ["fp32"] + [m for m in modes if m != "fp32" and mode_available(m)]
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    data_yaml = make_dataset(args.work_dir, args.train, args.val, args.imgsz, args.seed)
+    t0 = time.perf_counter()
+    weights = train_reference(data_yaml, args.work_dir, args.imgsz, args.epochs, args.train_minutes, args.batch,
+                              args.seed)
+    print(f"trained weights: {weights} ({time.perf_counter() - t0:.0f} s)")
+    gt, images = load_split(data_yaml, "val", args.imgsz)
+    model = build_model("yolov8n", num_classes=len(gt["categories"]), weights=str(weights)).eval()
+
+    rows, ref_outputs, ref_map = [], None, None
+    for mode in modes:
+        t_prep = time.perf_counter()
+        runner = prepare_for_inference(model, mode, threads=args.threads)
+        results, outputs, times = evaluate_mode(runner, images)
+        prep_s = time.perf_counter() - t_prep - sum(times) / 1e3
+        m = coco_map(gt, results)
+        if mode == "fp32":
+            ref_outputs, ref_map = outputs, m
+        box_d, score_d = max_diffs(outputs, ref_outputs)
+        rows.append((mode, m, box_d, score_d, statistics.median(times), prep_s))
+        print(f"{mode}: mAP50-95 {m[0]:.4f} mAP50 {m[1]:.4f} ({statistics.median(times):.1f} ms/img)", flush=True)
+
+    print(f"\nyolov8n trained {args.imgsz} px on shapes ({args.train} train images), evaluated on "
+          f"{len(images)} val images at {args.imgsz}x{args.imgsz}, batch 1, {args.threads} threads; "
+          f"auto = {best_mode()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print("| mode | mAP50-95 | mAP50 | Δ mAP50-95 vs fp32 | Δ mAP50 vs fp32 | max box diff px | max score diff "
+          "| median ms/img | prepare + first call s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for mode, (m, m50), box_d, score_d, med, prep in rows:
+        print(f"| {mode} | {m:.4f} | {m50:.4f} | {m - ref_map[0]:+.4f} | {m50 - ref_map[1]:+.4f} | {box_d:.2g} | "
+              f"{score_d:.2g} | {med:.1f} | {prep:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
