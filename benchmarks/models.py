@@ -4,14 +4,16 @@ For each model (default yolov8n and yolo11n, 640x640, batch 1) this measures, in
 same threads and the same input (a letterboxed coco8 photograph):
 
 * yololab in every mode of :func:`yololab.models.inference.prepare_for_inference` (fp32, fp32-cl,
-  bf16-cl, onnx; ``auto`` is whichever of these this CPU gets),
+  bf16-cl, onnx, openvino, openvino-bf16; ``auto`` is whichever of these this machine gets; modes whose
+  runtime is not installed are left out),
 * Ultralytics' default: ``ultralytics.nn.autobackend.AutoBackend(model, fuse=True)`` under
   ``torch.inference_mode()``, which is what ``YOLO(...).predict()`` builds. On an x86 Linux CPU AutoBackend
   also puts the weights in channels-last, so the baseline is "fused + channels-last fp32", not plain fp32.
 
 Runs are interleaved (one call of each candidate per round, order rotated every round) so that load from
 other processes hits all candidates alike. It reports median and p90 ms, the ratio to the Ultralytics
-default, and how far each mode's output is from our fp32 eval output.
+default, the one-off cost of the first call (export + compile for onnx / openvino), and how far each
+mode's output is from our fp32 eval output.
 
 Both networks have the same random weights (Ultralytics' initialisation, copied into ours with
 :func:`yololab.models.convert.reference_state_dict_to_yololab`), with BatchNorm statistics calibrated on
@@ -44,8 +46,8 @@ import torchvision
 from yololab.data.augment import letterbox
 from yololab.errors import YololabError
 from yololab.models import build_model
-from yololab.models.inference import (MODES, best_mode, calibrate_batchnorm, cpu_has_native_bf16,
-                                      onnxruntime_available, prepare_for_inference)
+from yololab.models.inference import (MODES, best_mode, calibrate_batchnorm, cpu_has_native_bf16, mode_available,
+                                      onnxruntime_available, openvino_available, prepare_for_inference)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "coco8" / "images"
@@ -102,8 +104,14 @@ def machine_line(threads: int) -> str:
         import onnxruntime
 
         ort = onnxruntime.__version__
+    ov = "absent"
+    if openvino_available():
+        import openvino
+
+        ov = openvino.__version__.split("-")[0]
     return (f"{model_name}, {os.cpu_count()} logical CPUs, {threads} threads; torch {torch.__version__}, "
-            f"onnxruntime {ort}, ultralytics {ultralytics.__version__}; native bf16: {cpu_has_native_bf16()} "
+            f"onnxruntime {ort}, openvino {ov}, ultralytics {ultralytics.__version__}; "
+            f"native bf16: {cpu_has_native_bf16()} "
             f"(auto = {best_mode()}); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
@@ -231,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"error: unknown mode(s) {bad}; choose from {', '.join(MODES)}", file=sys.stderr)
         return 2
-    if "onnx" in modes and not onnxruntime_available():
-        modes.remove("onnx")
+    modes = [m for m in modes if mode_available(m)]  # runtime not installed: left out
     try:
         images = load_images(args.images, args.imgsz)
     except YololabError as e:
@@ -244,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Input: {args.imgsz}x{args.imgsz}, batch 1, {args.warmup} warm-up + {args.runs} timed calls each, "
           f"interleaved. Ultralytics default = AutoBackend(fuse=True), which on this CPU also uses channels-last. "
           "Diff columns: vs our unfused fp32 eval output on the same image.\n")
-    print("| model | runs as | median ms | p90 ms | vs Ultralytics default | max box diff px | "
+    print("| model | runs as | median ms | p90 ms | vs Ultralytics default | first call s | max box diff px | "
           "median box diff px | max score diff |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     detection_rows, parity_rows, summary = [], [], []
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         ours, ref = build_pair(name, images, args.seed)
@@ -258,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
 
         candidates: dict[str, Callable] = {"ultralytics default": ultralytics_default(ref),
                                            "ultralytics fused NCHW": ultralytics_default(ref, channels_last=False)}
+        first_call = {}
         for mode in modes:
+            t0 = time.perf_counter()
             candidates[f"yololab {mode}"] = prepare_for_inference(ours, mode, threads=args.threads)
+            candidates[f"yololab {mode}"](x)  # onnx / openvino: export + compile for this shape
+            first_call[f"yololab {mode}"] = time.perf_counter() - t0
         times = time_interleaved(candidates, x, args.warmup, args.runs)
         base = statistics.median(times["ultralytics default"])
         for label, ts in times.items():
@@ -267,11 +278,13 @@ def main(argv: list[str] | None = None) -> int:
             out = candidates[label](x)
             diffs = output_diffs(out, ours_eval)  # Ultralytics rows too: same weights
             tag = f"{label} (auto)" if label == f"yololab {auto}" else label
-            print(f"| {name} | {tag} | {med:.1f} | {p90(ts):.1f} | {med / base:.2f}x | {diffs[0]:.2g} | "
+            first = f"{first_call[label]:.1f}" if label in first_call else "-"
+            print(f"| {name} | {tag} | {med:.1f} | {p90(ts):.1f} | {med / base:.2f}x | {first} | {diffs[0]:.2g} | "
                   f"{diffs[1]:.2g} | {diffs[2]:.2g} |")
             if label == f"yololab {auto}":
                 summary.append(f"{name}: yololab auto ({auto}) {med:.1f} ms = {med / base:.2f}x Ultralytics default "
-                               f"({base:.1f} ms)")
+                               f"({base:.1f} ms); max box diff vs fp32 eval {diffs[0]:.2g} px, max score diff "
+                               f"{diffs[2]:.2g}")
 
         if not args.no_detections:
             with torch.inference_mode():

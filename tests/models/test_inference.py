@@ -263,7 +263,7 @@ def test_benchmark_script_runs(capsys):
     bench = importlib.util.module_from_spec(spec)
     sys.modules["bench_models"] = bench
     spec.loader.exec_module(bench)
-    modes = "fp32,fp32-cl,bf16-cl" + (",onnx" if inference.onnxruntime_available() else "")
+    modes = ",".join(m for m in MODES if inference.mode_available(m))
     assert bench.main(["--models", "yolov8n", "--imgsz", "64", "--warmup", "1", "--runs", "2",
                        "--modes", modes, "--images", str(images), "--topk", "10"]) == 0
     out = capsys.readouterr().out
@@ -273,3 +273,7 @@ def test_benchmark_script_runs(capsys):
     assert float(row.split("|")[2]) < 1e-3  # our fp32 == Ultralytics' with the same weights
     fp32_cl = next(line for line in out.splitlines() if line.startswith("| yolov8n | fp32-cl |"))
     assert "80/80" in fp32_cl  # fp32-cl keeps every top-10 detection on the 8 images
+    if inference.openvino_available():
+        ov = next(line for line in out.splitlines() if line.startswith("| yolov8n | yololab openvino |")
+                  or line.startswith("| yolov8n | yololab openvino (auto) |"))
+        assert float(ov.split("|")[7]) < 0.05  # max box diff in px at 64 px: float32 rounding only
