@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from yololab.data.augment import (AugmentConfig, scale_translate_into, Photometric, augment_hsv, box_candidates, flip_lr, flip_ud,
-                                  letterbox, mixup, random_affine, transform_boxes, unletterbox_boxes, xywhn_to_xyxy,
-                                  xyxy_to_xywhn)
+from yololab.data.augment import (AugmentConfig, scale_translate_into, Photometric, apply_hsv, augment_hsv, box_candidates,
+                                  flip_lr, flip_ud, hsv_grey, hsv_lut, letterbox, mixup, random_affine, transform_boxes,
+                                  unletterbox_boxes, xywhn_to_xyxy, xyxy_to_xywhn)
 from yololab.errors import ConfigError
 
 
@@ -198,3 +198,68 @@ def test_scale_translate_fast_path_matches_warp_affine(s, tx, ty):
         np.testing.assert_allclose(mask_box(moved, 127), box, atol=1.0)
     if (s, tx, ty) == (1.0, 0.0, 0.0):
         assert np.array_equal(fast, img[:240, :320])
+
+
+def test_flip_in_place_is_the_same_flip():
+    img, cls, boxes = drawn()
+    for flip in (flip_lr, flip_ud):
+        ref_img, ref_boxes = flip(img, boxes)
+        mine = img.copy()
+        out, out_boxes = flip(mine, boxes, inplace=True)
+        assert out is mine and np.array_equal(out, ref_img) and np.array_equal(out_boxes, ref_boxes)
+
+
+def test_hsv_lut_keeps_grey_grey():
+    """hsv_grey (the fill of a mosaic's gaps when HSV runs tile by tile) is exactly what apply_hsv makes
+    of every grey level, for any gains."""
+    grey = np.repeat(np.arange(256, dtype=np.uint8), 3).reshape(1, 256, 3)
+    hyp = replace(AugmentConfig(), hsv_h=0.5, hsv_s=0.9, hsv_v=0.9)
+    for seed in range(20):
+        lut = hsv_lut(hyp, np.random.default_rng(seed))
+        out = apply_hsv(grey.copy(), lut)
+        assert all(out[0, v].tolist() == [hsv_grey(lut, v)] * 3 for v in range(256)), seed
+    assert hsv_lut(replace(hyp, hsv_h=0, hsv_s=0, hsv_v=0), np.random.default_rng(0)) is None
+    assert hsv_grey(None) == 114
+
+
+@pytest.mark.parametrize("s,tx,ty", [(0.6, -200.0, -150.3), (1.4, -80.2, 30.9), (1.0, 0.0, 0.0), (0.9, 40.5, -10.0),
+                                     (1.3, -700.0, -500.0)])
+def test_scale_translate_with_hsv(s, tx, ty):
+    """HSV inside scale_translate_into: HSV of the finished image where the image shrinks (HSV after the
+    resize, up to OpenCV's rounding), within a level or two where it grows (HSV before the resize); the
+    same mapping either way."""
+    rng = np.random.default_rng(0)
+    img = cv2.resize(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), (500, 400), interpolation=cv2.INTER_CUBIC)
+    lut = hsv_lut(AugmentConfig(), np.random.default_rng(7))
+    M = np.array([[s, 0, tx], [0, s, ty], [0, 0, 1.0]])
+    ref = np.full((240, 320, 3), 114, np.uint8)
+    done_ref = scale_translate_into(ref, img, M)
+    ref = apply_hsv(ref, lut)
+    out = np.full((240, 320, 3), hsv_grey(lut), np.uint8)
+    src = img.copy()
+    done = scale_translate_into(out, src, M, lut)
+    assert np.array_equal(src, img)  # the source (a cached image in the dataset) is never modified
+    assert np.array_equal(done, done_ref)
+    diff = np.abs(out.astype(int) - ref)
+    if s <= 1:
+        # the same conversions of the same pixels; OpenCV's HSV -> BGR rounds the last (width mod 32)
+        # pixels of a row (its scalar tail) by one level differently, and a tile is a narrower row
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.05
+    else:
+        assert diff.mean() < 1.0 and np.quantile(diff, 0.99) <= 6, (diff.mean(), diff.max())
+
+
+def test_photometric_draw_then_apply():
+    """The coin flips are drawn with the sample's generator (Albumentations only runs for what fired):
+    each transform fires with its own probability, and draw + apply is __call__."""
+    hyp = replace(AugmentConfig(), blur=0.3, median_blur=0.0, to_gray=0.6, clahe=0.0)
+    ph = Photometric(hyp)
+    rng = np.random.default_rng(0)
+    draws = [ph.draw(rng) for _ in range(4000)]
+    blur, gray = ph.transforms[0][1], ph.transforms[1][1]
+    assert abs(np.mean([any(t is blur for t, _ in d) for d in draws]) - 0.3) < 0.03
+    assert abs(np.mean([any(t is gray for t, _ in d) for d in draws]) - 0.6) < 0.03
+    img = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    fired = ph.draw(np.random.default_rng(5))
+    assert np.array_equal(ph.apply(img, fired), ph(img, np.random.default_rng(5)))
+    assert ph.apply(img, []) is img

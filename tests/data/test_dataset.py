@@ -231,3 +231,74 @@ def test_persistent_workers_see_set_epoch_and_close_mosaic(rects, tmp_path):
 
     ds.set_epoch(9, epochs=10)
     assert all(letterboxed(list(loader)))
+
+
+def test_hsv_in_mosaic_matches_hsv_on_the_finished_image(coco8, tmp_path):
+    """Tile-by-tile HSV (the default) gives the boxes exactly and the picture within a level or two of
+    HSV on the finished mosaic (Ultralytics' order), on photographs."""
+    hyp = replace(AugmentConfig(), blur=0, median_blur=0, to_gray=0, clahe=0)
+    kw = {"imgsz": 160, "cache_dir": tmp_path / "c", "verbose": False, "buffer_size": 0, "hyp": hyp}
+    tiles, whole = DetectionDataset(coco8, "train", **kw), DetectionDataset(coco8, "train", **kw)
+    whole.hsv_in_mosaic = False
+    assert tiles.hsv_in_mosaic
+    diffs = []
+    for epoch in range(3):
+        tiles.set_epoch(epoch)
+        whole.set_epoch(epoch)
+        for i in range(len(tiles)):
+            a, b = tiles[i], whole[i]
+            assert torch.equal(a["bboxes"], b["bboxes"]) and torch.equal(a["cls"], b["cls"])
+            diffs.append((a["img"].float() - b["img"].float()).abs().mean().item())
+    assert max(diffs) < 1.5 and np.mean(diffs) < 0.7, diffs
+    assert not torch.equal(tiles[0]["img"], DetectionDataset(coco8, "train", **{**kw, "hyp": replace(
+        hyp, hsv_h=0, hsv_s=0, hsv_v=0)})[0]["img"])  # HSV did run
+
+
+def test_large_jpegs_decode_reduced(tmp_path, monkeypatch):
+    """A JPEG at least twice the training size is decoded at 1/2, 1/4 or 1/8 size by libjpeg, EXIF
+    orientation included; the image and its boxes land where a full decode puts them."""
+    from PIL import Image
+
+    from yololab.data.check import read_image
+    from yololab.data.dataset import read_jpeg_reduced
+
+    root = tmp_path / "big"
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+    yy, xx = np.mgrid[0:600, 0:900]
+    rgb = np.stack([xx * 255 // 900, yy * 255 // 600, (xx + yy) % 256], -1).astype(np.uint8)
+    rgb[200:400, 100:300] = 255  # a white square, labelled
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 900 x 600, shown 600 x 900 (rotated)
+    Image.fromarray(rgb).save(root / "images/train/rot.jpg", quality=95, exif=exif)
+    Image.fromarray(rgb).save(root / "images/train/plain.jpg", quality=95)
+    cv2.imwrite(str(root / "images/train/plain.png"), rgb[..., ::-1])
+    for name in ("rot", "plain"):
+        (root / "labels/train" / f"{name}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text("train: images/train\nval: images/train\nnames: [a]\n")
+
+    full = read_image(root / "images/train/rot.jpg")
+    assert full.shape[:2] == (900, 600)
+    half = read_jpeg_reduced(str(root / "images/train/rot.jpg"), 3, (900, 600))
+    assert half.shape[:2] == (450, 300)
+    ref = cv2.resize(full, (300, 450), interpolation=cv2.INTER_AREA)
+    assert np.abs(half.astype(int) - ref).mean() < 3  # the same picture, same orientation
+    assert read_jpeg_reduced(str(root / "images/train/plain.png"), 4, (600, 900)) is None  # not a JPEG
+    assert read_jpeg_reduced(str(root / "images/train/plain.jpg"), 4, (600, 901)) is None  # not the size scanned
+    assert read_jpeg_reduced(str(root / "images/train/plain.jpg"), 1, (600, 900)) is None  # nothing to gain
+
+    import yololab.data.dataset as dataset_module
+
+    reduced = []
+    monkeypatch.setattr(dataset_module, "read_jpeg_reduced",
+                        lambda *a: reduced.append(read_jpeg_reduced(*a)) or reduced[-1])
+    ds = DetectionDataset(root / "data.yaml", "train", **ds_kwargs(tmp_path, imgsz=192))
+    val = DetectionDataset(root / "data.yaml", "val", augment=False, **ds_kwargs(tmp_path, imgsz=192))
+    for i in range(len(ds)):
+        img, shape0, shape = ds.load_image(i)
+        img_v, shape0_v, shape_v = val.load_image(i)  # validation decodes fully (as the reference does)
+        assert shape0 == shape0_v and shape == shape_v == img.shape[:2]
+        assert np.abs(img.astype(int) - img_v).mean() < 4
+        assert ds[i]["img"].shape == (3, 192, 192)
+    assert sorted(x is not None for x in reduced) == [False, True, True]  # the two JPEGs, not the PNG

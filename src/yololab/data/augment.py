@@ -152,11 +152,21 @@ def transform_boxes(boxes: np.ndarray, M: np.ndarray, width: int, height: int) -
     return out.astype(np.float32)
 
 
-def scale_translate_into(out: np.ndarray, img: np.ndarray, M: np.ndarray) -> np.ndarray:
+def scale_translate_into(out: np.ndarray, img: np.ndarray, M: np.ndarray,
+                         hsv: np.ndarray | None = None) -> np.ndarray:
     """Paint ``img`` moved by ``x -> s * x + t`` (M = [[s, 0, tx], [0, s, ty], [0, 0, 1]]) into ``out``,
     resizing only the part of the image that lands in ``out``: several times faster than a general
     warp. Returns the matrix of the mapping actually done (whole-pixel crop and paste bounds make it
-    differ from M by less than a pixel); transform the boxes with it."""
+    differ from M by less than a pixel); transform the boxes with it.
+
+    ``hsv``: an HSV look-up table (:func:`hsv_lut`) to apply to the painted pixels too, on whichever
+    side of the resize has fewer pixels: after it when the image shrinks (then the pixels are those of
+    HSV on the finished output, up to OpenCV's own rounding: its HSV -> BGR gives the last ``width mod
+    32`` pixels of a row one level more or less), before it when the image grows (then the output pixels are
+    interpolations of HSV-adjusted pixels instead of HSV of interpolated pixels: HSV works pixel by
+    pixel, so the two differ only where interpolation mixes neighbours, by a level or two). ``img``
+    itself is never modified.
+    """
     s, tx, ty = M[0, 0], M[0, 2], M[1, 2]
     h, w = img.shape[:2]
     out_h, out_w = out.shape[:2]
@@ -172,11 +182,18 @@ def scale_translate_into(out: np.ndarray, img: np.ndarray, M: np.ndarray) -> np.
         return M
     a, b = max(u0, 0), max(v0, 0)
     c, d = min(u1, out_w), min(v1, out_h)
-    if (a, b, c, d) == (u0, v0, u1, v1):  # fits: resize straight into the output, no temporary image
-        cv2.resize(img[y0:y1, x0:x1], (u1 - u0, v1 - v0), dst=out[b:d, a:c], interpolation=cv2.INTER_LINEAR)
-    elif c > a and d > b:
-        crop = cv2.resize(img[y0:y1, x0:x1], (u1 - u0, v1 - v0), interpolation=cv2.INTER_LINEAR)
-        out[b:d, a:c] = crop[b - v0:d - v0, a - u0:c - u0]
+    src = img[y0:y1, x0:x1]
+    hsv_first = hsv is not None and (x1 - x0) * (y1 - y0) < (c - a) * (d - b)
+    if hsv_first:
+        src = apply_hsv(np.empty_like(src), hsv, src=src)
+    if c > a and d > b:
+        if (a, b, c, d) == (u0, v0, u1, v1):  # fits: resize straight into the output, no temporary image
+            cv2.resize(src, (u1 - u0, v1 - v0), dst=out[b:d, a:c], interpolation=cv2.INTER_LINEAR)
+        else:
+            crop = cv2.resize(src, (u1 - u0, v1 - v0), interpolation=cv2.INTER_LINEAR)
+            out[b:d, a:c] = crop[b - v0:d - v0, a - u0:c - u0]
+        if hsv is not None and not hsv_first:
+            apply_hsv(out[b:d, a:c], hsv)
     sx, sy = (u1 - u0) / (x1 - x0), (v1 - v0) / (y1 - y0)
     return np.array([[sx, 0, u0 - x0 * sx], [0, sy, v0 - y0 * sy], [0, 0, 1]])
 
@@ -231,42 +248,66 @@ def random_affine(img: np.ndarray, cls: np.ndarray, boxes: np.ndarray, hyp: Augm
     return img, cls[keep], new[keep]
 
 
-def flip_lr(img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror left-right (exact: a box [x1, x2] becomes [W - x2, W - x1])."""
+def flip_lr(img: np.ndarray, boxes: np.ndarray, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror left-right (exact: a box [x1, x2] becomes [W - x2, W - x1]). ``inplace``: mirror ``img``
+    itself (OpenCV swaps the pixels pairwise) instead of allocating a new image."""
     w = img.shape[1]
     boxes = boxes.copy()
     boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
-    return cv2.flip(img, 1), boxes
+    return cv2.flip(img, 1, dst=img if inplace else None), boxes
 
 
-def flip_ud(img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror top-bottom."""
+def flip_ud(img: np.ndarray, boxes: np.ndarray, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror top-bottom (``inplace`` as in :func:`flip_lr`)."""
     h = img.shape[0]
     boxes = boxes.copy()
     boxes[:, [1, 3]] = h - boxes[:, [3, 1]]
-    return cv2.flip(img, 0), boxes
+    return cv2.flip(img, 0, dst=img if inplace else None), boxes
 
 
 # ---------------------------------------------------------------------------------------------
 # Photometric
 
 
-def augment_hsv(img: np.ndarray, hyp: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Random hue shift and saturation/value gains through one 256-entry look-up table per channel.
-
-    Works in place (``img`` must not be shared with a cache) and returns ``img``: no new image is
-    allocated, which on this path costs as much as the colour conversions themselves.
-    """
+def hsv_lut(hyp: AugmentConfig, rng: np.random.Generator) -> np.ndarray | None:
+    """Draw the random hue shift and saturation/value gains (as Ultralytics' RandomHSV) and return
+    them as one (1, 256, 3) look-up table for OpenCV's uint8 HSV image, or None when all three
+    ranges are 0 (nothing drawn then)."""
     if not (hyp.hsv_h or hyp.hsv_s or hyp.hsv_v):
-        return img
+        return None
     dh, gs, gv = rng.uniform(-1, 1, 3) * (hyp.hsv_h, hyp.hsv_s, hyp.hsv_v) + (0, 1, 1)
     x = np.arange(256, dtype=np.float32)
     lut = np.stack([(x + dh * 180) % 180, np.clip(x * gs, 0, 255), np.clip(x * gv, 0, 255)], 1)
-    lut = lut.astype(np.uint8).reshape(1, 256, 3)
-    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+    return lut.astype(np.uint8).reshape(1, 256, 3)
+
+
+def apply_hsv(img: np.ndarray, lut: np.ndarray, src: np.ndarray | None = None) -> np.ndarray:
+    """BGR -> HSV, ``lut`` on the three channels, HSV -> BGR, written into ``img`` in place (``img``
+    may be a view, e.g. one tile of a mosaic) and returned. With ``src``, the converted pixels are
+    those of ``src`` (same shape), which is left untouched.
+
+    In place on purpose: a fresh 640 x 640 image per step cost as much as the colour conversions.
+    """
+    hsv = cv2.cvtColor(img if src is None else src, cv2.COLOR_BGR2HSV)
     cv2.LUT(hsv, lut, dst=hsv)
     cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR, dst=img)
     return img
+
+
+def hsv_grey(lut: np.ndarray | None, v: int = PAD_VALUE) -> int:
+    """What :func:`apply_hsv` makes of the grey ``(v, v, v)``: grey has saturation 0, so only the value
+    table acts on it and it stays grey (checked for every v in the tests). Used to fill padding that
+    the HSV step never visits with the colour it would have given it."""
+    return v if lut is None else int(lut[0, v, 2])
+
+
+def augment_hsv(img: np.ndarray, hyp: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Random hue shift and saturation/value gains (:func:`hsv_lut`, :func:`apply_hsv`).
+
+    Works in place (``img`` must not be shared with a cache) and returns ``img``.
+    """
+    lut = hsv_lut(hyp, rng)
+    return img if lut is None else apply_hsv(img, lut)
 
 
 def mixup(img1: np.ndarray, cls1: np.ndarray, boxes1: np.ndarray, img2: np.ndarray, cls2: np.ndarray,
@@ -303,12 +344,21 @@ class Photometric:
         ]
         self.transforms = [(p, make()) for p, make in candidates if p > 0]
 
-    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        for p, t in self.transforms:
-            if rng.random() < p:
-                t.set_random_seed(int(rng.integers(2**31)))
-                img = t(image=img)["image"]
+    def draw(self, rng: np.random.Generator) -> list:
+        """Decide which transforms fire for one sample, each with its own probability, and draw their
+        seeds: a list of (transform, seed), usually empty (Ultralytics' defaults give each of four
+        transforms 1 %). Drawn before the sample is built, so the caller knows whether any will run."""
+        return [(t, int(rng.integers(2**31))) for p, t in self.transforms if rng.random() < p]
+
+    def apply(self, img: np.ndarray, fired: list) -> np.ndarray:
+        """Run the transforms ``draw`` chose, in order (Albumentations only runs for those)."""
+        for t, seed in fired:
+            t.set_random_seed(seed)
+            img = t(image=img)["image"]
         return img
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.apply(img, self.draw(rng))
 
 
 # ---------------------------------------------------------------------------------------------

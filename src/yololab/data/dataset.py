@@ -43,14 +43,43 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from yololab.data.augment import (PAD_VALUE, AugmentConfig, Photometric, affine_matrix, augment_hsv, box_candidates,
-                                  flip_lr, flip_ud, letterbox, mixup, only_scale_translate, random_affine,
-                                  scale_translate_into, transform_boxes, xywhn_to_xyxy, xyxy_to_xywhn)
+from yololab.data.augment import (PAD_VALUE, AugmentConfig, Photometric, affine_matrix, apply_hsv, box_candidates,
+                                  flip_lr, flip_ud, hsv_grey, hsv_lut, letterbox, mixup, only_scale_translate,
+                                  random_affine, scale_translate_into, xywhn_to_xyxy, xyxy_to_xywhn)
 from yololab.data.check import read_image, scan_split
 from yololab.data.formats import DataConfig, load_data_yaml
 from yololab.errors import ConfigError, DataError
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("YOLOLAB_CACHE", "~/.cache/yololab")).expanduser() / "labels"
+
+
+def read_jpeg_reduced(path: str, factor: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """Decode a JPEG at 1/2, 1/4 or 1/8 of its size (the largest of these not above ``factor``), or
+    return None when ``path`` is not a JPEG or does not decode to the expected size (the caller then
+    decodes it fully, with the full reader's error messages).
+
+    libjpeg scales in the DCT domain while decoding (OpenCV's ``IMREAD_REDUCED_COLOR_*``; PIL's
+    ``draft`` does the same), so a 4000 px photo trained at 640 px costs a fraction of a full decode,
+    and the smaller image is also cheaper to resize. The pixels are an average over each 2x2, 4x4 or
+    8x8 block, where a straight linear resize from full size samples a few pixels and aliases: the
+    training image differs slightly from Ultralytics' (which decodes fully), never its geometry.
+    ``shape`` is the full (h, w) after EXIF orientation, which OpenCV applies here too.
+    """
+    reduce = 8 if factor >= 8 else 4 if factor >= 4 else 2 if factor >= 2 else 1
+    if reduce == 1:
+        return None
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    if buf[:2].tobytes() != b"\xff\xd8":  # not a JPEG: other decoders cannot scale while decoding
+        return None
+    flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+    img = cv2.imdecode(buf, flag)
+    h0, w0 = shape
+    if img is None or img.shape[:2] != (-(-h0 // reduce), -(-w0 // reduce)):  # libjpeg rounds sizes up
+        return None
+    return img
 
 
 class DetectionDataset(Dataset):
@@ -75,6 +104,10 @@ class DetectionDataset(Dataset):
             augmenting). 0 turns it off: mosaic partners are then drawn from the whole split and a sample
             no longer depends on the number of workers (at the price of 4 decodes per mosaic).
     """
+
+    # HSV of a mosaic tile by tile, on the smaller side of each resize (see load_mosaic). False: HSV on
+    # the finished image, as Ultralytics does (slower; the tests compare the two).
+    hsv_in_mosaic: bool = True
 
     def __init__(self, cfg: DataConfig | str | Path, split: str = "train", imgsz: int = 640, augment: bool = True,
                  hyp: AugmentConfig | None = None, cache: str | None = None,
@@ -168,8 +201,13 @@ class DetectionDataset(Dataset):
     # -- loading -------------------------------------------------------------------------------
 
     def _read_resized(self, i: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-        img = read_image(self.files[i])
-        h0, w0 = img.shape[:2]
+        img = None
+        h0, w0 = (int(v) for v in self.shapes[i])
+        if self.augment and max(h0, w0) >= 2 * self.imgsz:  # a photo much larger than the training size
+            img = read_jpeg_reduced(self.files[i], max(h0, w0) // self.imgsz, (h0, w0))
+        if img is None:
+            img = read_image(self.files[i])
+            h0, w0 = img.shape[:2]
         r = self.imgsz / max(h0, w0)
         if r != 1:
             w, h = min(self.imgsz, max(1, round(w0 * r))), min(self.imgsz, max(1, round(h0 * r)))
@@ -205,16 +243,21 @@ class DetectionDataset(Dataset):
             return [keys[j] for j in rng.integers(0, len(keys), k)]
         return [int(j) for j in rng.integers(0, len(self), k)]
 
-    def load_mosaic(self, index: int, rng: np.random.Generator):
+    def load_mosaic(self, index: int, rng: np.random.Generator, hsv: np.ndarray | None = None):
         """Four images around a random centre of a 2s x 2s grey canvas, then one random affine to s x s.
 
         With only scale and translation in the warp (the default), the canvas is never built: each
         image's visible part is resized straight into the s x s output with the mosaic's matrix
-        (same picture, a fraction of the pixel traffic)."""
+        (same picture, a fraction of the pixel traffic).
+
+        ``hsv``: an HSV look-up table (:func:`hsv_lut`) to apply to the result. On the fast path it is
+        applied tile by tile on the smaller side of each resize (see :func:`scale_translate_into`),
+        and the grey gaps get the grey that HSV makes of grey: on average about a third fewer pixels
+        go through the colour conversions than with HSV on the finished s x s image."""
         s, hyp = self.imgsz, self.hyp
         xc, yc = (int(v) for v in rng.uniform(s / 2, 3 * s / 2, 2))
         indices = [index] + self._partners(index, rng, 3)
-        tiles = []  # (image crop, its top-left corner on the canvas, classes, boxes in crop pixels)
+        crops, corners, tile_wh, tile_xy = [], [], [], []  # per tile: crop, its place on the canvas, ...
         for k, i in enumerate(indices):
             img, _, (h, w) = self.load_image(i)
             if k == 0:    # top left: its bottom-right corner on the centre
@@ -229,31 +272,41 @@ class DetectionDataset(Dataset):
             else:         # bottom right
                 x1a, y1a, x2a, y2a = xc, yc, min(xc + w, 2 * s), min(2 * s, yc + h)
                 x1b, y1b, x2b, y2b = 0, 0, min(w, x2a - x1a), min(y2a - y1a, h)
-            cls, boxes = self._pixel_boxes(i, w, h, -x1b, -y1b)  # in the crop's pixels
-            boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, x2b - x1b)  # parts outside the canvas are cut off
-            boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, y2b - y1b)
-            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-            tiles.append((img[y1b:y2b, x1b:x2b], (x1a, y1a), cls[keep], boxes[keep]))
+            crops.append(img[y1b:y2b, x1b:x2b])
+            corners.append((x1a, y1a))
+            tile_wh.append((w, h, x2b - x1b, y2b - y1b))  # image size, crop size
+            tile_xy.append((x1b, y1b))                    # crop's top-left corner in the image
+
+        # the boxes of the four tiles together, in the pixels of their crops (one NumPy pass, not four)
+        labels = [self.labels[i] for i in indices]
+        tile = np.repeat(np.arange(4), [len(lab) for lab in labels])  # which tile each box is in
+        lab = np.concatenate(labels)
+        wh = np.array(tile_wh, np.float32)[tile]
+        cls = lab[:, 0].copy()
+        boxes = xywhn_to_xyxy(lab[:, 1:], wh[:, 0], wh[:, 1]) - np.array(tile_xy, np.float32)[tile][:, [0, 1, 0, 1]]
+        boxes = boxes.clip(0, wh[:, [2, 3, 2, 3]])  # the parts outside the canvas are cut off
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        cls, boxes, tile = cls[keep], boxes[keep], tile[keep]
 
         if not only_scale_translate(hyp):  # general warp: build the canvas, warp it once
             canvas = np.full((2 * s, 2 * s, 3), PAD_VALUE, np.uint8)
-            for crop, (xa, ya), _, boxes in tiles:
+            for crop, (xa, ya) in zip(crops, corners):
                 canvas[ya:ya + crop.shape[0], xa:xa + crop.shape[1]] = crop
-                boxes += (xa, ya, xa, ya)
-            cls = np.concatenate([t[2] for t in tiles])
-            boxes = np.concatenate([t[3] for t in tiles])
-            return random_affine(canvas, cls, boxes, hyp, rng, border=(-s // 2, -s // 2))
+            boxes += np.array(corners, np.float32)[tile][:, [0, 1, 0, 1]]
+            img, cls, boxes = random_affine(canvas, cls, boxes, hyp, rng, border=(-s // 2, -s // 2))
+            return (img if hsv is None else apply_hsv(img, hsv)), cls, boxes
 
         M, scale = affine_matrix(2 * s, 2 * s, s, s, hyp, rng)
-        out = np.full((s, s, 3), PAD_VALUE, np.uint8)
-        all_cls, all_boxes = [], []
-        for crop, (xa, ya), cls, boxes in tiles:
-            done = scale_translate_into(out, crop, M @ np.array([[1, 0, xa], [0, 1, ya], [0, 0, 1.0]]))
-            new = transform_boxes(boxes, done, s, s)
-            keep = box_candidates(boxes * scale, new, hyp.min_box_wh, hyp.min_area_ratio, hyp.max_aspect)
-            all_cls.append(cls[keep])
-            all_boxes.append(new[keep])
-        return out, np.concatenate(all_cls), np.concatenate(all_boxes)
+        out = np.full((s, s, 3), hsv_grey(hsv), np.uint8)
+        done = np.empty((4, 4))  # per tile, the mapping really done: x -> x * sx + ox, y -> y * sy + oy
+        for k, (crop, (xa, ya)) in enumerate(zip(crops, corners)):
+            D = scale_translate_into(out, crop, M @ np.array([[1, 0, xa], [0, 1, ya], [0, 0, 1.0]]), hsv)
+            done[k] = D[0, 0], D[1, 1], D[0, 2], D[1, 2]
+        d = done[tile]
+        new = boxes * d[:, [0, 1, 0, 1]] + d[:, [2, 3, 2, 3]]
+        new = new.clip(0, s).astype(np.float32)
+        keep = box_candidates(boxes * scale, new, hyp.min_box_wh, hyp.min_area_ratio, hyp.max_aspect)
+        return out, cls[keep], new[keep]
 
     def _load_letterboxed(self, index: int, shape: tuple[int, int]):
         """Image letterboxed into ``shape`` (h, w) without upscaling beyond ``imgsz``; boxes in its pixels."""
@@ -275,21 +328,30 @@ class DetectionDataset(Dataset):
         else:
             rng = self._rng(epoch, index)
             hyp = self.hyp
-            if not closed and rng.random() < hyp.mosaic:
-                img, cls, boxes = self.load_mosaic(index, rng)
-                if hyp.mixup and rng.random() < hyp.mixup:
+            mosaic = not closed and rng.random() < hyp.mosaic
+            mix = mosaic and hyp.mixup and rng.random() < hyp.mixup
+            # The photometric steps come after the geometric ones (as in Ultralytics: Albumentations
+            # extras, then HSV), but their random numbers are drawn first, so that when neither mixup
+            # nor an extra runs in between, the mosaic can apply HSV tile by tile (load_mosaic).
+            fired = self.photometric.draw(rng)
+            hsv = hsv_lut(hyp, rng)
+            hsv_in_mosaic = hsv is not None and self.hsv_in_mosaic and mosaic and not mix and not fired
+            if mosaic:
+                img, cls, boxes = self.load_mosaic(index, rng, hsv if hsv_in_mosaic else None)
+                if mix:
                     img2, cls2, boxes2 = self.load_mosaic(int(rng.integers(0, len(self))), rng)
                     img, cls, boxes = mixup(img, cls, boxes, img2, cls2, boxes2, rng)
             else:
                 img, cls, boxes, ori_shape, ratio_pad = self._load_letterboxed(index, (s, s))
                 img, cls, boxes = random_affine(img, cls, boxes, hyp, rng)
                 ratio_pad = None  # the random warp moved the pixels: no simple inverse
-            img = self.photometric(img, rng)
-            img = augment_hsv(img, hyp, rng)
+            img = self.photometric.apply(img, fired)
+            if hsv is not None and not hsv_in_mosaic:
+                img = apply_hsv(img, hsv)  # img is this sample's own array here, never a cached image
             if hyp.flipud and rng.random() < hyp.flipud:
-                img, boxes = flip_ud(img, boxes)
+                img, boxes = flip_ud(img, boxes, inplace=True)
             if hyp.fliplr and rng.random() < hyp.fliplr:
-                img, boxes = flip_lr(img, boxes)
+                img, boxes = flip_lr(img, boxes, inplace=True)
 
         h, w = img.shape[:2]
         chw = torch.empty((3, h, w), dtype=torch.uint8)  # HWC BGR -> CHW RGB: OpenCV writes the planes
