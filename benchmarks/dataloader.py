@@ -17,7 +17,9 @@ Datasets:
 * ``shapes``: ``--synth-n`` images of the built-in shapes set at the training size (generated into a
   temporary folder);
 * ``coco8``: the 8 coco8 photographs of ../shared/data, each copied ``--coco-repeat`` times under new
-  names into a temporary folder (the shared copy is never touched), so a pass is long enough to time.
+  names into a temporary folder (the shared copy is never touched), so a pass is long enough to time;
+* ``large`` (not in the default list): the same photographs enlarged to 4032 px on the long side (a
+  phone photo's size), JPEG quality 90, each listed ``--large-repeat`` times: there decoding dominates.
 
 Usage: ``.venv/bin/python benchmarks/dataloader.py [--imgsz 640 --batch 16 --workers 2 --rounds 3]``
 Prints a markdown table (and writes it to ``--out`` when given).
@@ -60,6 +62,33 @@ def make_coco8(tmp: Path, repeat: int) -> Path:
             shutil.copyfile(img, root / "images" / split / f"{img.stem}_{r}.jpg")
             if label.is_file():
                 shutil.copyfile(label, root / "labels" / split / f"{img.stem}_{r}.txt")
+    names = (COCO8 / "coco8.yaml").read_text().split("names:", 1)[1]
+    (root / "bench.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:{names}")
+    return root / "bench.yaml"
+
+
+def make_large(tmp: Path, repeat: int, side: int = 4032) -> Path:
+    """Like make_coco8, but each photograph is first enlarged to ``side`` pixels on its long side (as a
+    12-megapixel phone photo) and saved as a JPEG (quality 90): the case where decoding dominates."""
+    import cv2
+
+    root = tmp / "large"
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+    for img_path in sorted((COCO8 / "images").rglob("*.jpg")):
+        img = cv2.imread(str(img_path))
+        r = side / max(img.shape[:2])
+        big = cv2.resize(img, (round(img.shape[1] * r), round(img.shape[0] * r)), interpolation=cv2.INTER_CUBIC)
+        first = root / "images" / "train" / f"{img_path.stem}_0.jpg"
+        cv2.imwrite(str(first), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        label = COCO8 / "labels" / img_path.parent.name / f"{img_path.stem}.txt"
+        for r in range(repeat):
+            if r:
+                shutil.copyfile(first, root / "images" / "train" / f"{img_path.stem}_{r}.jpg")
+            if label.is_file():
+                shutil.copyfile(label, root / "labels" / "train" / f"{img_path.stem}_{r}.txt")
+    shutil.copyfile(first, root / "images" / "val" / first.name)
     names = (COCO8 / "coco8.yaml").read_text().split("names:", 1)[1]
     (root / "bench.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:{names}")
     return root / "bench.yaml"
@@ -165,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                         "persistent loader prefetched while the other loader ran)")
     p.add_argument("--synth-n", type=int, default=384, help="images in the shapes set")
     p.add_argument("--coco-repeat", type=int, default=40, help="times each coco8 image is listed (8 images)")
-    p.add_argument("--datasets", default="shapes,coco8", help="comma-separated: shapes, coco8")
+    p.add_argument("--large-repeat", type=int, default=32,
+                   help="times each enlarged (4032 px) coco8 photograph is listed in the 'large' set")
+    p.add_argument("--datasets", default="shapes,coco8", help="comma-separated: shapes, coco8, large")
     p.add_argument("--out", default=None, help="also write the markdown table to this file")
     args = p.parse_args(argv)
 
@@ -180,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                 sets[name] = make_shapes(tmp, args.synth_n, args.imgsz)
             elif name == "coco8":
                 sets[name] = make_coco8(tmp, args.coco_repeat)
+            elif name == "large":
+                sets[name] = make_large(tmp, args.large_repeat)
             else:
                 p.error(f"unknown dataset {name!r}")
         for name, yaml_path in sets.items():

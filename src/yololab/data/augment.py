@@ -18,6 +18,7 @@ Ultralytics (``ultralytics/cfg/default.yaml``; Albumentations probabilities from
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import cv2
@@ -167,12 +168,12 @@ def scale_translate_into(out: np.ndarray, img: np.ndarray, M: np.ndarray,
     pixel, so the two differ only where interpolation mixes neighbours, by a level or two). ``img``
     itself is never modified.
     """
-    s, tx, ty = M[0, 0], M[0, 2], M[1, 2]
+    s, tx, ty = float(M[0, 0]), float(M[0, 2]), float(M[1, 2])
     h, w = img.shape[:2]
     out_h, out_w = out.shape[:2]
     # source pixels that land inside the output
-    x0, x1 = max(0, int(np.floor(-tx / s))), min(w, int(np.ceil((out_w - tx) / s)))
-    y0, y1 = max(0, int(np.floor(-ty / s))), min(h, int(np.ceil((out_h - ty) / s)))
+    x0, x1 = max(0, math.floor(-tx / s)), min(w, math.ceil((out_w - tx) / s))
+    y0, y1 = max(0, math.floor(-ty / s)), min(h, math.ceil((out_h - ty) / s))
     if x1 <= x0 or y1 <= y0:
         return M
     # where that crop goes, in whole pixels (may stick out of the output by a pixel or so)
@@ -185,7 +186,7 @@ def scale_translate_into(out: np.ndarray, img: np.ndarray, M: np.ndarray,
     src = img[y0:y1, x0:x1]
     hsv_first = hsv is not None and (x1 - x0) * (y1 - y0) < (c - a) * (d - b)
     if hsv_first:
-        src = apply_hsv(np.empty_like(src), hsv, src=src)
+        src = apply_hsv(src, hsv, copy=True)
     if c > a and d > b:
         if (a, b, c, d) == (u0, v0, u1, v1):  # fits: resize straight into the output, no temporary image
             cv2.resize(src, (u1 - u0, v1 - v0), dst=out[b:d, a:c], interpolation=cv2.INTER_LINEAR)
@@ -281,17 +282,16 @@ def hsv_lut(hyp: AugmentConfig, rng: np.random.Generator) -> np.ndarray | None:
     return lut.astype(np.uint8).reshape(1, 256, 3)
 
 
-def apply_hsv(img: np.ndarray, lut: np.ndarray, src: np.ndarray | None = None) -> np.ndarray:
-    """BGR -> HSV, ``lut`` on the three channels, HSV -> BGR, written into ``img`` in place (``img``
-    may be a view, e.g. one tile of a mosaic) and returned. With ``src``, the converted pixels are
-    those of ``src`` (same shape), which is left untouched.
+def apply_hsv(img: np.ndarray, lut: np.ndarray, copy: bool = False) -> np.ndarray:
+    """BGR -> HSV, ``lut`` on the three channels, HSV -> BGR. Written into ``img`` in place (``img``
+    may be a view, e.g. one tile of a mosaic) and returned; with ``copy``, ``img`` is left untouched
+    and a new image is returned (the HSV buffer, converted back in place).
 
     In place on purpose: a fresh 640 x 640 image per step cost as much as the colour conversions.
     """
-    hsv = cv2.cvtColor(img if src is None else src, cv2.COLOR_BGR2HSV)
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
     cv2.LUT(hsv, lut, dst=hsv)
-    cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR, dst=img)
-    return img
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR, dst=hsv if copy else img)
 
 
 def hsv_grey(lut: np.ndarray | None, v: int = PAD_VALUE) -> int:
