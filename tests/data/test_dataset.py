@@ -303,23 +303,3 @@ def test_large_jpegs_decode_reduced(tmp_path, monkeypatch):
         assert ds[i]["img"].shape == (3, 192, 192)
     assert sorted(x is not None for x in reduced) == [False, True, True]  # the two JPEGs, not the PNG
 
-
-def test_populate_maps_a_shared_batch_up_front():
-    """collate_fn's shared-memory batch is mapped in one madvise call: writing it then takes (almost)
-    no page faults, where a plain fresh block takes one per page."""
-    resource = pytest.importorskip("resource")
-    from yololab.data.dataset import populate
-
-    def faults_writing(prefault: bool) -> tuple[int, bool]:
-        storage = torch.UntypedStorage._new_shared(8 << 20)
-        done = populate(storage.data_ptr(), storage.nbytes()) if prefault else False
-        t = torch.empty(0, dtype=torch.uint8).set_(storage)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        t.fill_(7)
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, done
-
-    plain, _ = faults_writing(False)
-    populated, done = faults_writing(True)
-    if not done:
-        pytest.skip("madvise(MADV_POPULATE_WRITE) not available here (Linux >= 5.14)")
-    assert plain > 1000 and populated < 100, (plain, populated)

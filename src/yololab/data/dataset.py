@@ -371,33 +371,6 @@ class DetectionDataset(Dataset):
 # Batching
 
 
-_madvise = None
-
-
-def populate(address: int, nbytes: int) -> bool:
-    """Map every page of a fresh shared-memory block at once (Linux ``madvise(MADV_POPULATE_WRITE)``,
-    kernel 5.14+) instead of taking one page fault per 4 KiB while a batch is written into it: a
-    16 x 3 x 640 x 640 batch is ~4,900 pages, and this cut its stacking from ~12 to ~8 ms on the
-    benchmark machine. Only a hint: does nothing where the call is missing or refused (returns whether
-    it was done)."""
-    global _madvise
-    if _madvise is None:
-        _madvise = False
-        if sys.platform.startswith("linux"):
-            import ctypes
-
-            try:
-                fn = ctypes.CDLL(None, use_errno=True).madvise
-                fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
-                _madvise = fn
-            except (OSError, AttributeError):
-                pass
-    if not (_madvise and nbytes):
-        return False
-    start = address & ~4095  # madvise wants a page-aligned start
-    return _madvise(start, nbytes + address - start, 23) == 0  # 23: MADV_POPULATE_WRITE
-
-
 def collate_fn(batch: list[dict]) -> dict:
     """Stack images and concatenate the boxes of a batch; ``batch_idx`` says which image a box is in."""
     imgs = [b["img"] for b in batch]
@@ -405,7 +378,6 @@ def collate_fn(batch: list[dict]) -> dict:
         # in a worker: stack straight into shared memory (as torch's default_collate does), which
         # saves copying the whole batch again when it is sent to the main process
         storage = imgs[0].untyped_storage()._new_shared(sum(x.numel() * x.element_size() for x in imgs))
-        populate(storage.data_ptr(), storage.nbytes())
         img = torch.stack(imgs, out=imgs[0].new(storage).resize_(len(imgs), *imgs[0].shape))
     else:
         # in the main process NumPy's stack is several times faster than torch.stack on uint8 here
