@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from yololab.data.augment import (AugmentConfig, scale_translate_into, Photometric, apply_hsv, augment_hsv, box_candidates,
-                                  flip_lr, flip_ud, hsv_grey, hsv_lut, letterbox, mixup, random_affine, transform_boxes,
-                                  unletterbox_boxes, xywhn_to_xyxy, xyxy_to_xywhn)
+from yololab.data.augment import (AugmentConfig, Photometric, apply_hsv, augment_hsv, box_candidates, flip_lr, flip_ud,
+                                  hsv_grey, hsv_lut, letterbox, mixup, random_affine, scale_translate_into,
+                                  transform_boxes, unletterbox_boxes, xywhn_to_xyxy, xyxy_to_xywhn)
 from yololab.errors import ConfigError
 
 

@@ -161,11 +161,11 @@ def scale_translate_into(out: np.ndarray, img: np.ndarray, M: np.ndarray,
     differ from M by less than a pixel); transform the boxes with it.
 
     ``hsv``: an HSV look-up table (:func:`hsv_lut`) to apply to the painted pixels too, on whichever
-    side of the resize has fewer pixels: after it when the image shrinks (then the pixels are those of
-    HSV on the finished output, up to OpenCV's own rounding: its HSV -> BGR gives the last ``width mod
-    32`` pixels of a row one level more or less), before it when the image grows (then the output pixels are
-    interpolations of HSV-adjusted pixels instead of HSV of interpolated pixels: HSV works pixel by
-    pixel, so the two differ only where interpolation mixes neighbours, by a level or two). ``img``
+    side of the resize has fewer pixels. After it when the image shrinks: the pixels are those of HSV
+    on the finished output, up to OpenCV's own rounding (its HSV -> BGR gives the last ``width mod 32``
+    pixels of a row one level more or less). Before it when the image grows: the output pixels are
+    then interpolations of HSV-adjusted pixels instead of HSV of interpolated pixels; HSV works pixel
+    by pixel, so the two differ only where interpolation mixes neighbours, by a level or two. ``img``
     itself is never modified.
     """
     s, tx, ty = float(M[0, 0]), float(M[0, 2]), float(M[1, 2])

@@ -252,8 +252,9 @@ class DetectionDataset(Dataset):
 
         ``hsv``: an HSV look-up table (:func:`hsv_lut`) to apply to the result. On the fast path it is
         applied tile by tile on the smaller side of each resize (see :func:`scale_translate_into`),
-        and the grey gaps get the grey that HSV makes of grey: on average about a third fewer pixels
-        go through the colour conversions than with HSV on the finished s x s image."""
+        and the grey gaps get the grey that HSV makes of grey: about a quarter fewer pixels go through
+        the colour conversions than with HSV on the finished s x s image (73-79 % of them at 640 on
+        coco8 and the shapes set)."""
         s, hyp = self.imgsz, self.hyp
         xc, yc = (int(v) for v in rng.uniform(s / 2, 3 * s / 2, 2))
         indices = [index] + self._partners(index, rng, 3)
