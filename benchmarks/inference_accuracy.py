@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=30, help="training epochs (capped by --train-minutes)")
     p.add_argument("--train-minutes", type=float, default=11.0,
                    help="wall-clock cap for training (Ultralytics' time= option, fits the LR schedule to it)")
+    p.add_argument("--continue-minutes", type=float, default=0.0,
+                   help="if > 0, first train the cached weights this many minutes more (a new Ultralytics run "
+                        "started from them, no warm-up) and cache the result in their place")
     p.add_argument("--batch", type=int, default=16, help="training batch size")
     p.add_argument("--modes", default="all", help="comma-separated modes to evaluate, or 'all' (fp32 always runs)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="inference threads")
@@ -73,12 +76,19 @@ def make_dataset(work_dir: Path, train: int, val: int, imgsz: int, seed: int) ->
 
 
 def train_reference(data_yaml: Path, work_dir: Path, imgsz: int, epochs: int, minutes: float, batch: int,
-                    seed: int) -> Path:
-    """Train yolov8n from scratch with the Ultralytics trainer; return the trained weights (cached)."""
+                    seed: int, continue_minutes: float = 0.0) -> Path:
+    """Train yolov8n from scratch with the Ultralytics trainer; return the trained weights (cached).
+
+    With ``continue_minutes`` > 0 and cached weights, train those further (a second run) and cache the result.
+    """
     final = work_dir / "yolov8n-shapes.pt"
+    start, warmup = "yolov8n.yaml", 3.0
     if final.is_file():
-        print(f"weights: reusing {final}")
-        return final
+        if continue_minutes <= 0:
+            print(f"weights: reusing {final}")
+            return final
+        start, warmup, minutes = str(final), 0.0, continue_minutes
+        print(f"weights: training {final} {continue_minutes:g} minutes more")
     # Offline: no settings sync / hub events, and the config (settings.json) inside work_dir, not in ~.
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ.setdefault("YOLO_CONFIG_DIR", str(work_dir / "ultralytics-config"))
@@ -92,9 +102,10 @@ def train_reference(data_yaml: Path, work_dir: Path, imgsz: int, epochs: int, mi
     run_dir = work_dir / "train"
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a previous interrupted run: start over (its weights were never copied out)
-    model = YOLO("yolov8n.yaml")
+    model = YOLO(start)
     model.train(data=str(data_yaml), epochs=epochs, time=minutes / 60, imgsz=imgsz, batch=batch, workers=2,
                 device="cpu", amp=False, plots=False, val=False, seed=seed, deterministic=False,
+                warmup_epochs=warmup,
                 project=str(work_dir), name="train", exist_ok=True, verbose=False)
     weights = run_dir / "weights" / "last.pt"
     if not weights.is_file():
@@ -210,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     data_yaml = make_dataset(args.work_dir, args.train, args.val, args.imgsz, args.seed)
     t0 = time.perf_counter()
     weights = train_reference(data_yaml, args.work_dir, args.imgsz, args.epochs, args.train_minutes, args.batch,
-                              args.seed)
+                              args.seed, args.continue_minutes)
     print(f"trained weights: {weights} ({time.perf_counter() - t0:.0f} s)")
     gt, images = load_split(data_yaml, "val", args.imgsz)
     model = build_model("yolov8n", num_classes=len(gt["categories"]), weights=str(weights)).eval()

@@ -107,9 +107,8 @@ def test_bf16_mode_within_documented_tolerance(name, mode, x):
     for part in (slice(0, 4), slice(4, None)):  # boxes, class scores
         err, floor = rel_l2(y, part), rel_l2(ref_rounded_input, part)
         assert 0 < err < BF16_FACTOR * floor, (part, err, floor)  # > 0: bf16 really ran
-    if mode == "openvino-bf16":
-        return  # OpenVINO decides per op which precision to use; no claim on the decode
-    # the decode ran in float32: box coordinates are not all bf16-representable numbers
+    # the decode ran in float32 (bf16-cl: autocast disabled there; openvino-bf16: a second, float32 model):
+    # box coordinates are not all bf16-representable numbers
     boxes = y[:, :4]
     assert (boxes != boxes.bfloat16().float()).float().mean() > 0.5
 
@@ -142,15 +141,24 @@ def test_anchor_head_bf16_decode_in_fp32():
     assert _rel_max(y, ref) < FP32_RTOL  # all of it fp32: head input was fp32 already
 
 
-def test_auto_follows_cpu_flags(monkeypatch, yolov8n):
-    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
-    assert best_mode() == "bf16-cl"
-    assert prepare_for_inference(yolov8n, "auto").mode == "bf16-cl"
+def test_auto_follows_cpu_flags_and_runtimes(monkeypatch, yolov8n):
+    """auto = the module docstring's rule: OpenVINO if installed, bf16 only where the CPU has it natively."""
+    expected = {(True, True): "openvino-bf16", (False, True): "openvino",
+                (True, False): "bf16-cl", (False, False): "fp32-cl"}
+    for (bf16, ov), mode in expected.items():
+        monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda bf16=bf16: bf16)
+        monkeypatch.setattr(inference, "openvino_available", lambda ov=ov: ov)
+        assert best_mode() == mode
     monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
-    assert best_mode() == "fp32-cl"
+    monkeypatch.setattr(inference, "openvino_available", lambda: False)
     assert prepare_for_inference(yolov8n, "auto").mode == "fp32-cl"
     with pytest.warns(UserWarning, match="no native bfloat16"):
         prepare_for_inference(yolov8n, "bf16-cl")
+    if importlib.util.find_spec("openvino") is not None:  # resolving auto really builds the OpenVINO mode
+        monkeypatch.setattr(inference, "openvino_available", lambda: True)
+        assert prepare_for_inference(yolov8n, "auto").mode == "openvino"
+        with pytest.warns(UserWarning, match="openvino-bf16 is emulated or falls back"):
+            prepare_for_inference(yolov8n, "openvino-bf16")
 
 
 def test_cpu_flags_read_from_proc():
@@ -235,6 +243,26 @@ def test_openvino_shapes_compiled_once(yolov8n):
     with torch.no_grad():
         assert _rel_max(y96, yolov8n(x96)) < FP32_RTOL
     assert runner.openvino_config()["INFERENCE_PRECISION_HINT"] == "f32"
+
+
+def test_openvino_bf16_splits_zoo_head(yolov8n, tmp_path):
+    """openvino-bf16 on a DetectHead model: a bf16 body up to the raw head outputs, a float32 decoding model."""
+    _need_runtime("openvino-bf16")
+    if not inference.cpu_has_native_bf16():
+        pytest.skip("OpenVINO compiles the bf16 hint as float32 on CPUs without native bf16")
+    runner = InferenceModel(yolov8n, "openvino-bf16", cache_dir=tmp_path)
+    assert runner._split_head and runner.openvino_config()["INFERENCE_PRECISION_HINT"] == "bf16"
+    x = torch.rand(1, 3, 64, 64)
+    y = runner(x)
+    body, tail = runner._compiled[(1, 3, 64, 64)][0]
+    precision = {str(r.get_compiled_model().get_property("INFERENCE_PRECISION_HINT")) for r in (body, tail)}
+    assert precision == {"<Type: 'bfloat16'>", "<Type: 'float32'>"}, precision
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["yolov8n-1x3x64x64-body.onnx", "yolov8n-1x3x64x64-tail.onnx"]
+    with torch.no_grad():
+        ref = yolov8n(x)
+    assert y.shape == ref.shape and y.dtype == torch.float32
+    assert float((y - ref).norm() / ref.norm()) < 0.2
+    assert not InferenceModel(_TupleNet(), "openvino-bf16")._split_head  # other models: one bf16 graph
 
 
 def test_ultralytics_model_modes_match():

@@ -4,7 +4,7 @@
 with a float32 ``(B, 3, H, W)`` tensor returns float32 outputs in the model's eval layout (the same
 structure the plain ``model.eval()(x)`` returns), so callers never care how it was computed.
 
-Modes, each one a step on top of the previous:
+Modes (the first three each a step on top of the previous one):
 
 ``fp32``     a fused copy of the model (BatchNorm folded into the conv before it), ``eval()``, run under
              ``torch.inference_mode()`` (no autograd bookkeeping at all).
@@ -20,18 +20,41 @@ Modes, each one a step on top of the previous:
              What that means for detections: benchmarks/README.md.
 ``onnx``     exported with ``torch.onnx.export`` (one file per input shape, in a temporary folder or
              ``cache_dir``) and run by ONNX Runtime's CPU provider, with all graph optimizations on.
-``auto``     ``bf16-cl`` where the CPU has native bf16 (``avx512_bf16`` or ``amx_bf16`` in its flags),
-             else ``fp32-cl``: the fastest mode whose results are safe on this CPU. On a CPU without native
-             bf16, PyTorch emulates it and it is *slower* than fp32.
+``openvino`` the same ONNX file, read and compiled by OpenVINO's CPU plugin with
+             ``INFERENCE_PRECISION_HINT=f32`` (every op in float32: outputs within ~2e-5 relative of the
+             fp32 eval model), ``PERFORMANCE_HINT=LATENCY`` (one stream, all threads on one request) and
+             ``INFERENCE_NUM_THREADS=threads``. Compiled once per input shape (~2-4 s for yolov8n at 640,
+             most of it the ONNX export) and kept with one infer request in the :class:`InferenceModel`.
+``openvino-bf16`` the same with ``INFERENCE_PRECISION_HINT=bf16``: OpenVINO runs convolutions and most
+             element-wise ops in bfloat16 on AMX / AVX512-BF16. For zoo models with a ``DetectHead``
+             (v8, v11) the box decoding runs as a second, float32 OpenVINO model (see :class:`_HeadTail`):
+             in bf16 it moved the median box 4x as far and cost 0.001 mAP50-95. (Marking the decoding
+             ops ``precise`` / ``disable_fp16_compression`` in one graph changed nothing.) Other models
+             run whole in bf16.
+``auto``     the fastest mode that keeps mAP unchanged on this machine (:func:`best_mode`):
+             ``openvino-bf16`` where OpenVINO is installed and the CPU has native bf16 (``avx512_bf16`` or
+             ``amx_bf16``), ``openvino`` where it has not; without OpenVINO, ``bf16-cl`` / ``fp32-cl`` by
+             the same rule. On a CPU without native bf16 every bf16 mode is emulated or falls back to
+             float32 and is no faster.
 
-What was measured and left out (2-core Xeon with AMX, torch 2.14, yolov8n 640, batch 1, a shared and
-noisy machine; see benchmarks/README.md): ``torch.compile`` (inductor, freezing) takes 8-37 s to compile
-per input shape and gained ~10 % in fp32 and 5-25 % in bf16, but its bf16 boxes were 13x further from
-fp32 than this module's (the float32 head sections seemed not to survive freezing); ``torch.jit.trace`` +
-``freeze`` is deprecated in torch 2.14 and gained about as much; prepacking the conv weights and fusing
-SiLU into the conv by hand (oneDNN post-ops, what inductor does) gained ~3 %: in bf16 the convolutions
-were about half of the time (profiled under load), the rest concatenations and element-wise ops.
-None of these pays for its cost here.
+Why these, measured (2-core Xeon with AMX in a KVM guest, torch 2.14, OpenVINO 2026.4, yolov8n at 640,
+batch 1; benchmarks/README.md has the tables): against Ultralytics' default path (AutoBackend, fused,
+channels-last, ~50 ms), ``fp32-cl`` and ``onnx`` take ~0.95x, ``openvino`` ~0.7x, ``bf16-cl`` ~0.55x and
+``openvino-bf16`` ~0.3x. No float32 mode can reach 0.4x here: yolov8n needs 8.7 GFLOPs per 640 image, and
+two cores at a ~320 GFLOP/s AVX-512 FMA peak need ~27 ms for that even at 100 % efficiency, against a
+20 ms target. The bf16 modes were checked on a *trained* yolov8n (benchmarks/inference_accuracy.py,
+COCO mAP on 200 synthetic val images): their mAP50-95 and mAP50 stayed within 0.001 of fp32's, which is
+what makes ``openvino-bf16`` an acceptable default; choose ``mode="openvino"`` where bit-level closeness
+to the PyTorch model matters more than speed.
+
+Also measured and left out (same machine, noisy): ``torch.compile`` (inductor, freezing) takes 8-37 s to
+compile per input shape and gained ~10 % in fp32 and 5-25 % in bf16, but its bf16 boxes were 13x further
+from fp32 than this module's (the float32 head sections seemed not to survive freezing); ``torch.jit.trace``
++ ``freeze`` is deprecated in torch 2.14 and gained about as much; prepacking the conv weights and fusing
+SiLU into the conv by hand (oneDNN post-ops, what inductor does) gained ~3 %. ``ov.convert_model`` on the
+torch module gives the same OpenVINO graph as the ONNX file but takes ~7 s instead of ~2.5 s (it traces
+with the deprecated ``torch.jit.trace``). OpenVINO's CPU pinning and thread settings (pinning on / off,
+``INFERENCE_NUM_THREADS`` 0 or 2) moved its latency by < 5 %, within the noise.
 
 The user's model is never modified: each mode works on a deep copy.
 """
@@ -83,7 +106,9 @@ def cpu_has_native_bf16() -> bool:
 
 
 def best_mode() -> str:
-    """The mode ``"auto"`` resolves to on this machine."""
+    """The mode ``"auto"`` resolves to on this machine (the rule and its measurements: module docstring)."""
+    if openvino_available():
+        return "openvino-bf16" if cpu_has_native_bf16() else "openvino"
     return "bf16-cl" if cpu_has_native_bf16() else "fp32-cl"
 
 
@@ -244,6 +269,46 @@ class _FlatOutputs(nn.Module):
         return tuple(leaves)
 
 
+class _HeadFeatures(nn.Module):
+    """A zoo detector with a :class:`~yololab.nn.heads.DetectHead`, up to the head's raw per-level outputs
+    (box distribution logits and class logits, before decoding). ``openvino-bf16`` runs this in bfloat16."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        head = self.model.head
+        feats = self.model.neck(self.model.backbone(x))
+        return tuple(torch.cat((box(f), cls(f)), 1) for box, cls, f in zip(head.cv2, head.cv3, feats))
+
+
+class _HeadTail(nn.Module):
+    """The rest of that DetectHead: the box decoding (DFL, grid offsets, strides) and the class sigmoid.
+
+    ``openvino-bf16`` runs it as a second, float32 OpenVINO model. With the bf16 hint on the whole graph,
+    OpenVINO decodes in bf16 too (a coordinate above 256 px rounded to a 2 px step). Measured on a trained
+    yolov8n at 320 (benchmarks/README.md), Δ mAP50-95 vs fp32: whole graph in bf16 -0.0011, this split
+    -0.0008, the 1x1 output convs in float32 as well (as ``bf16-cl`` does) -0.0002; latency at 640 vs
+    Ultralytics' default: 0.33x, 0.39x, 0.43x. This split is the fastest variant within 0.001.
+    """
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, *levels: torch.Tensor) -> torch.Tensor:
+        return self.head.decode(list(levels))
+
+
+def _splits_head(model: nn.Module) -> bool:
+    """True for zoo detectors whose DetectHead end ``openvino-bf16`` keeps in float32."""
+    from yololab.nn.heads import DetectHead
+
+    return all(hasattr(model, a) for a in ("backbone", "neck")) and isinstance(getattr(model, "head", None),
+                                                                              DetectHead)
+
+
 # ------------------------------------------------------------------------------------------------ the callable
 
 class InferenceModel:
@@ -266,6 +331,8 @@ class InferenceModel:
         self._compiled: dict[tuple[int, ...], tuple[Any, Any]] = {}
         self._tmpdir: tempfile.TemporaryDirectory | None = None
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        # openvino-bf16 on a zoo DetectHead model: OpenVINO runs all but the head's end (see _HeadFeatures)
+        self._split_head = mode == "openvino-bf16" and _splits_head(self.model)
 
     def __repr__(self) -> str:
         return f"InferenceModel(mode={self.mode!r}, model={type(self.model).__name__})"
@@ -301,27 +368,30 @@ class InferenceModel:
         name = getattr(getattr(self.model, "meta", None), "name", type(self.model).__name__)
         return folder / f"{name}-{'x'.join(map(str, shape))}.onnx"
 
-    def _export_onnx(self, x: torch.Tensor) -> tuple[Path, Any]:
-        """Export the fused model for ``x``'s shape; returns (ONNX file, treespec of the model's outputs).
+    def _export_onnx(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> Path:
+        """Export ``module`` (returning a flat tuple of tensors) for these input shapes to ``path``.
 
         Always exported afresh (a file left in ``cache_dir`` by another model of the same name is never
         trusted), written atomically. Both ONNX Runtime and OpenVINO read this file: for OpenVINO it is also
         the fastest way in (~2.5 s for yolov8n at 640 vs ~7 s for ``ov.convert_model`` on the torch module,
         which traces it with the deprecated ``torch.jit.trace``; same outputs).
         """
-        with torch.inference_mode():
-            _, spec = tree_flatten(self.model(x))  # the output structure to rebuild from the flat list
-        path = self.onnx_path(tuple(x.shape))
         tmp = path.with_name(path.name + ".tmp")
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-            # static shapes: the anchor grid is traced as constants, and both runtimes optimize a fixed shape best
+            # static shapes: the anchor grid is traced as constants, and both runtimes optimize a fixed shape best.
             # .eval() on the wrapper too: the exporter restores the wrapper's train/eval flag afterwards,
             # recursively, and a fresh wrapper is in training mode (it would put the model back into training)
-            torch.onnx.export(_FlatOutputs(self.model).eval(), (x,), str(tmp), dynamo=False, opset_version=17,
-                              input_names=["images"], do_constant_folding=True)
+            torch.onnx.export(module.eval(), inputs, str(tmp), dynamo=False, opset_version=17,
+                              do_constant_folding=True)
         os.replace(tmp, path)
-        return path, spec
+        return path
+
+    def _export_model(self, x: torch.Tensor) -> tuple[Path, Any]:
+        """The whole fused model for ``x``'s shape: (ONNX file, treespec of the model's outputs)."""
+        with torch.inference_mode():
+            _, spec = tree_flatten(self.model(x))  # the output structure to rebuild from the flat list
+        return self._export_onnx(_FlatOutputs(self.model), (x,), self.onnx_path(tuple(x.shape))), spec
 
     # ---------------------------------------------------------------------------------------------- onnx
     def _session(self, x: torch.Tensor) -> tuple[Any, Any]:
@@ -331,7 +401,7 @@ class InferenceModel:
             return self._compiled[key]
         import onnxruntime as ort
 
-        path, spec = self._export_onnx(x)
+        path, spec = self._export_model(x)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = self.threads
@@ -357,20 +427,43 @@ class InferenceModel:
             "INFERENCE_NUM_THREADS": self.threads,
         }
 
+    def _compile(self, path: Path, precision: str) -> Any:
+        core = _openvino_core()
+        config = {**self.openvino_config(), "INFERENCE_PRECISION_HINT": precision}
+        return core.compile_model(core.read_model(str(path)), "CPU", config).create_infer_request()
+
     def _infer_request(self, x: torch.Tensor) -> tuple[Any, Any]:
-        """Export for this input shape (once), compile it with OpenVINO, and keep one infer request."""
+        """Export for this input shape (once), compile it with OpenVINO, keep the infer request(s).
+
+        Returns (request, output treespec), or for a split head ((body request, tail request), None).
+        """
         key = tuple(x.shape)
         if key in self._compiled:
             return self._compiled[key]
-        core = _openvino_core()
-        path, spec = self._export_onnx(x)
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", self.openvino_config())
-        self._compiled[key] = (compiled.create_infer_request(), spec)
+        precision = self.openvino_config()["INFERENCE_PRECISION_HINT"]
+        if not self._split_head:
+            path, spec = self._export_model(x)
+            self._compiled[key] = (self._compile(path, precision), spec)
+            return self._compiled[key]
+        # bf16 body -> float32 tail (see _HeadTail); the tail is exported for the body's output shapes
+        body, tail = _HeadFeatures(self.model), _HeadTail(self.model.head)
+        with torch.inference_mode():
+            feats = tuple(f.clone() for f in body(x))  # clone: out of inference mode for the exporter
+        stem = self.onnx_path(key).stem
+        body_path = self._export_onnx(body, (x,), self.onnx_path(key).with_name(stem + "-body.onnx"))
+        tail_path = self._export_onnx(tail, feats, self.onnx_path(key).with_name(stem + "-tail.onnx"))
+        self._compiled[key] = ((self._compile(body_path, precision), self._compile(tail_path, "f32")), None)
         return self._compiled[key]
 
     def _run_openvino(self, x: torch.Tensor) -> Any:
         request, spec = self._infer_request(x)
-        # share_inputs: OpenVINO reads the tensor's memory directly; outputs are copied (the request reuses its own)
+        if self._split_head:
+            body, tail = request
+            # share_inputs: OpenVINO reads the arrays' memory directly (no copy of the image / feature maps)
+            feats = body.infer({0: x.contiguous().numpy()}, share_inputs=True, share_outputs=True)
+            out = tail.infer([feats[o] for o in body.model_outputs], share_inputs=True, share_outputs=False)
+            return torch.from_numpy(out[tail.model_outputs[0]])
+        # outputs are copied: the request reuses its own buffers on the next call
         res = request.infer({0: x.contiguous().numpy()}, share_inputs=True, share_outputs=False)
         return tree_unflatten([torch.from_numpy(res[o]) for o in request.model_outputs], spec)
 
