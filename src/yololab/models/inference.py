@@ -37,15 +37,16 @@ Modes (the first three each a step on top of the previous one):
              the same rule. On a CPU without native bf16 every bf16 mode is emulated or falls back to
              float32 and is no faster.
 
-Why these, measured (2-core Xeon with AMX in a KVM guest, torch 2.14, OpenVINO 2026.4, yolov8n at 640,
-batch 1; benchmarks/README.md has the tables): against Ultralytics' default path (AutoBackend, fused,
-channels-last, ~50 ms), ``fp32-cl`` and ``onnx`` take ~0.95x, ``openvino`` ~0.7x, ``bf16-cl`` ~0.55x and
-``openvino-bf16`` ~0.3x. No float32 mode can reach 0.4x here: yolov8n needs 8.7 GFLOPs per 640 image, and
-two cores at a ~320 GFLOP/s AVX-512 FMA peak need ~27 ms for that even at 100 % efficiency, against a
-20 ms target. The bf16 modes were checked on a *trained* yolov8n (benchmarks/inference_accuracy.py,
-COCO mAP on 200 synthetic val images): their mAP50-95 and mAP50 stayed within 0.001 of fp32's, which is
-what makes ``openvino-bf16`` an acceptable default; choose ``mode="openvino"`` where bit-level closeness
-to the PyTorch model matters more than speed.
+Why these, measured (2-core Xeon with AMX in a KVM guest, quiet, torch 2.14, OpenVINO 2026.4, yolov8n /
+yolo11n at 640, batch 1; benchmarks/README.md has the tables): against Ultralytics' default path
+(AutoBackend, fused, channels-last, ~46 ms), ``fp32-cl`` and ``onnx`` take 0.93-1.03x, ``openvino``
+0.65-0.73x, ``bf16-cl`` 0.53-0.62x and ``openvino-bf16`` 0.35-0.40x. No float32 mode can reach 0.4x here:
+yolov8n needs 8.7 GFLOPs per 640 image, and two cores at a ~320 GFLOP/s AVX-512 FMA peak need ~27 ms for
+that even at 100 % efficiency, against a ~19 ms target. The bf16 modes were checked on a *trained*
+yolov8n (benchmarks/inference_accuracy.py, COCO mAP on 200 synthetic val images at 320): mAP50-95 moved
+by -0.0004 (``bf16-cl``) and -0.0008 (``openvino-bf16``), mAP50 by -0.0005 / -0.0001, from fp32's 0.2368
+/ 0.3356; within 0.001 is what "mAP unchanged" means here, and what makes ``openvino-bf16`` an acceptable
+default. Choose ``mode="openvino"`` where closeness to the PyTorch model matters more than speed.
 
 Also measured and left out (same machine, noisy): ``torch.compile`` (inductor, freezing) takes 8-37 s to
 compile per input shape and gained ~10 % in fp32 and 5-25 % in bf16, but its bf16 boxes were 13x further
