@@ -448,8 +448,8 @@ class InferenceModel:
             return self._compiled[key]
         # bf16 body -> float32 tail (see _HeadTail); the tail is exported for the body's output shapes
         body, tail = _HeadFeatures(self.model), _HeadTail(self.model.head)
-        with torch.inference_mode():
-            feats = tuple(f.clone() for f in body(x))  # clone: out of inference mode for the exporter
+        with torch.no_grad():
+            feats = body(x)  # example inputs of the tail export: the body's output shapes
         stem = self.onnx_path(key).stem
         body_path = self._export_onnx(body, (x,), self.onnx_path(key).with_name(stem + "-body.onnx"))
         tail_path = self._export_onnx(tail, feats, self.onnx_path(key).with_name(stem + "-tail.onnx"))
