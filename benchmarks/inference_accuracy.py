@@ -99,9 +99,7 @@ def train_reference(data_yaml: Path, work_dir: Path, imgsz: int, epochs: int, mi
     # it (an HTTP request, even with YOLO_OFFLINE). Fonts only matter for plots, which are off here.
     ultralytics.data.utils.check_font = lambda *a, **k: None
 
-    run_dir = work_dir / "train"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # a previous interrupted run: start over (its weights were never copied out)
+    run_dir = work_dir / "train"  # reused (exist_ok) by every run: Ultralytics rewrites its files there
     model = YOLO(start)
     model.train(data=str(data_yaml), epochs=epochs, time=minutes / 60, imgsz=imgsz, batch=batch, workers=2,
                 device="cpu", amp=False, plots=False, val=False, seed=seed, deterministic=False,
