@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from yololab.models.diagrams import write_diagram
-from yololab.models.inspect import format_list, format_summary, trace_zoo_model, write_compare, \
-    write_text_atomic, zoo_rows
+from yololab.fileio import write_text_atomic
+from yololab.models.inspect import format_list, format_summary, trace_zoo_model, write_compare, zoo_rows
 
 
 def run_demo(out: Path, model: str = "yolov8n", imgsz: int = 640) -> list[Path]:

@@ -49,7 +49,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,7 @@ from PIL import UnidentifiedImageError
 from yololab.data.formats import image_to_label_path, load_data_yaml
 from yololab.data.io import pil_open
 from yololab.errors import DataError
+from yololab.fileio import atomic_path, write_text_atomic
 
 MIN_SIZE = 10          # pixels; smaller images are rejected
 MAX_ASPECT = 20.0      # width/height (or the inverse) above this gets a warning
@@ -349,7 +349,7 @@ def scan_split(images: list[Path], num_classes: int, cache_dir: str | Path | Non
 
     if cache_file is not None:
         payload = {"version": CACHE_VERSION, "stamp": stamp, "samples": [_to_json(s) for s in samples]}
-        _atomic_write_text(cache_file, json.dumps(payload))
+        write_text_atomic(cache_file, json.dumps(payload))
     return samples
 
 
@@ -362,19 +362,6 @@ def find_orphan_labels(images: list[Path]) -> list[Path]:
         if folder.is_dir():
             orphans += [p for p in sorted(folder.glob("*.txt")) if p not in expected]
     return orphans
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,16 +449,11 @@ def plot_report(report: dict, path: str | Path) -> None:
     ax2.set_title("images per split")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=Path(path).suffix[1:] or "png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -481,7 +463,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                            cache_dir=args.cache_dir, progress=not args.quiet, log=tqdm.write)
     print(format_summary(report))
     if args.json:
-        _atomic_write_text(Path(args.json), json.dumps(report, indent=1))
+        write_text_atomic(Path(args.json), json.dumps(report, indent=1))
         print(f"report written to {args.json}")
     if args.plot:
         plot_report(report, args.plot)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 import cv2
@@ -14,6 +13,7 @@ import numpy as np
 from yololab.data.augment import AugmentConfig
 from yololab.data.dataset import DEFAULT_CACHE_DIR, DetectionDataset
 from yololab.errors import DataError
+from yololab.fileio import write_bytes_atomic
 
 
 def _colour(c: int) -> tuple[int, int, int]:
@@ -76,10 +76,7 @@ def preview_grid(data: str | Path, out: str | Path, split: str = "train", augmen
     ok, buf = cv2.imencode(out.suffix.lower(), grid)
     if not ok:
         raise DataError(f"{out}: could not encode the image")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, out)
+    write_bytes_atomic(out, buf.tobytes())
     return out
 
 

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from yololab.errors import DataError
+from yololab.fileio import write_bytes_atomic
 
 CLASSES = ["circle", "square", "triangle", "star", "hexagon", "cross", "ring"]
 MIN_VISIBLE = 0.4  # objects with less visible area than this fraction of their full area get no label
@@ -240,12 +241,6 @@ def _polygon_area(p: np.ndarray) -> float:
 # writing the dataset
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write_one(job: tuple[int, int, int, str, str]) -> int:
     """Worker: draw one image and write its JPEG and label file. Returns the number of labels."""
     index, seed, imgsz, image_path, label_path = job
@@ -254,9 +249,9 @@ def _write_one(job: tuple[int, int, int, str, str]) -> int:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
         raise DataError(f"{image_path}: OpenCV could not encode the image as JPEG")
-    _atomic_write_bytes(Path(image_path), buf.tobytes())
+    write_bytes_atomic(Path(image_path), buf.tobytes())
     text = "".join(f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in labels)
-    _atomic_write_bytes(Path(label_path), text.encode())
+    write_bytes_atomic(Path(label_path), text.encode())
     return len(labels)
 
 
@@ -300,7 +295,7 @@ def synth_shapes(out: str | Path, train: int = 2000, val: int = 400, imgsz: int 
             jobs.append((start + i, seed, imgsz, str(out / "images" / split / f"{i:06d}.jpg"),
                          str(out / "labels" / split / f"{i:06d}.txt")))
     # the marker first: if the run is interrupted, a rerun may still clean up and overwrite
-    _atomic_write_bytes(out / MARKER, json.dumps(
+    write_bytes_atomic(out / MARKER, json.dumps(
         {"generator": "yololab data synth shapes", "train": train, "val": val, "imgsz": imgsz, "seed": seed,
          "classes": CLASSES}, indent=2).encode())
 
@@ -322,7 +317,7 @@ def synth_shapes(out: str | Path, train: int = 2000, val: int = 400, imgsz: int 
     data = {"path": str(out), "train": "images/train", "val": "images/val",
             "names": {i: name for i, name in enumerate(CLASSES)}}
     yaml_path = out / "data.yaml"
-    _atomic_write_bytes(yaml_path, ("# yololab synthetic shapes dataset (yololab data synth shapes)\n"
+    write_bytes_atomic(yaml_path, ("# yololab synthetic shapes dataset (yololab data synth shapes)\n"
                                     + yaml.safe_dump(data, sort_keys=False)).encode())
     if progress:
         dt = time.perf_counter() - t0

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from yololab.errors import WeightsError
+from yololab.fileio import atomic_write
 
 
 @dataclass
@@ -191,7 +192,6 @@ def save_darknet_weights(model: nn.Module, path: str | os.PathLike,
     ``header`` keeps a file's version and image count when writing back what was read
     (read -> write gives identical bytes); the default is version 0.2.0 with ``seen = 0``.
     """
-    from yololab.models.weights import _atomic_write
 
     path = Path(path)
     header = header or DarknetHeader()
@@ -199,5 +199,5 @@ def save_darknet_weights(model: nn.Module, path: str | os.PathLike,
     for entry in darknet_conv_order(model):
         for _, t in entry.tensors():
             chunks.append(t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())
-    _atomic_write(path, lambda f: f.write(b"".join(chunks)))
+    atomic_write(path, lambda f: f.write(b"".join(chunks)), fsync=True)
     return path

@@ -20,15 +20,14 @@ them on an axis with y inverted.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from yololab.errors import YololabError
-from yololab.models.inspect import (GROUPS, INPUT, BlockInfo, Trace, _umask, fmt_int, fmt_shape,
+from yololab.fileio import atomic_path, write_text_atomic
+from yololab.models.inspect import (GROUPS, INPUT, BlockInfo, Trace, fmt_int, fmt_shape,
                                     trace_zoo_model)
 
 FORMATS = ("png", "svg", "mmd", "drawio")
@@ -384,41 +383,16 @@ def draw_legend(ax, colors: dict[str, str], types: list[str], x0: float, y0: flo
         i += 1
 
 
-def _atomic_path(path: Path) -> str:
-    """A temporary file beside ``path`` (same folder, so os.replace is atomic), with usual permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    return tmp
-
-
 def _save_figure(fig, path: Path, dpi: int) -> None:
-    """Save a matplotlib figure atomically (temporary file in the same folder, then os.replace)."""
+    """Save a matplotlib figure atomically."""
     import matplotlib
 
-    tmp = _atomic_path(path)
-    try:
+    with atomic_path(path) as tmp:
         # SVG: keep text as text (small, searchable) and make ids reproducible, so regenerating an
         # unchanged diagram gives an identical file
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "yololab"}):
             fig.savefig(tmp, dpi=dpi, format=path.suffix[1:],
                         metadata={"Date": None} if path.suffix == ".svg" else None)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = _atomic_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def render_matplotlib(lay: Layout, paths: list[Path], dpi: int = 150) -> None:
@@ -544,10 +518,10 @@ def write_diagram(trace: Trace, out_dir: Path, formats: list[str] | tuple[str, .
         render_matplotlib(lay, images, dpi=dpi)
         written += images
     if "mmd" in formats:
-        _write_text(out_dir / f"{trace.name}.mmd", to_mermaid(trace, lay.colors))
+        write_text_atomic(out_dir / f"{trace.name}.mmd", to_mermaid(trace, lay.colors))
         written.append(out_dir / f"{trace.name}.mmd")
     if "drawio" in formats:
-        _write_text(out_dir / f"{trace.name}.drawio", to_drawio(lay))
+        write_text_atomic(out_dir / f"{trace.name}.drawio", to_drawio(lay))
         written.append(out_dir / f"{trace.name}.drawio")
     return written
 

@@ -77,6 +77,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from yololab.errors import YololabError
+from yololab.fileio import atomic_path
 
 MODES = ("fp32", "fp32-cl", "bf16-cl", "onnx", "openvino", "openvino-bf16")
 
@@ -377,15 +378,13 @@ class InferenceModel:
         the fastest way in (~2.5 s for yolov8n at 640 vs ~7 s for ``ov.convert_model`` on the torch module,
         which traces it with the deprecated ``torch.jit.trace``; same outputs).
         """
-        tmp = path.with_name(path.name + ".tmp")
-        with warnings.catch_warnings(), torch.no_grad():
+        with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
             # static shapes: the anchor grid is traced as constants, and both runtimes optimize a fixed shape best.
             # .eval() on the wrapper too: the exporter restores the wrapper's train/eval flag afterwards,
             # recursively, and a fresh wrapper is in training mode (it would put the model back into training)
-            torch.onnx.export(module.eval(), inputs, str(tmp), dynamo=False, opset_version=17,
+            torch.onnx.export(module.eval(), inputs, tmp, dynamo=False, opset_version=17,
                               do_constant_folding=True)
-        os.replace(tmp, path)
         return path
 
     def _export_model(self, x: torch.Tensor) -> tuple[Path, Any]:

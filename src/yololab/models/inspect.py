@@ -25,9 +25,7 @@ import argparse
 import csv
 import functools
 import io
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from yololab.errors import ConfigError, YololabError
+from yololab.fileio import write_text_atomic
 
 GROUPS = ("backbone", "neck", "head")
 INPUT = -1  # the source index of the network input in BlockInfo.inputs
@@ -418,27 +417,6 @@ def compare_markdown(records: list[dict]) -> str:
         cells = [fmt_int(rec[f]) if f == "parameters" else str(rec[f]) for f in COMPARE_FIELDS]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_compare(rows: list[ZooRow], out: Path) -> tuple[Path, Path]:

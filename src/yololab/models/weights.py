@@ -23,14 +23,12 @@ from __future__ import annotations
 import _compat_pickle
 import argparse
 import collections
-import copyreg
 import io
 import logging
 import os
 import pickle
 import pickletools
 import struct
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ import torch
 from torch import nn
 
 from yololab.errors import WeightsError
+from yololab.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -499,24 +498,6 @@ def read_reference_checkpoint(path: str | os.PathLike) -> ReferenceCheckpoint:
 # Our own checkpoint
 # --------------------------------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def model_build_kwargs(model: nn.Module) -> dict:
     """Builder keyword arguments that are not implied by the name (e.g. yolov3 ``style``), from the meta."""
@@ -546,7 +527,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **extra) -> Path:
         if key in ckpt:
             raise ValueError(f"save_checkpoint: extra key {key!r} would overwrite a checkpoint field")
     ckpt.update(extra)
-    _atomic_write(path, lambda f: torch.save(ckpt, f))
+    atomic_write(path, lambda f: torch.save(ckpt, f), fsync=True)
     return path
 
 

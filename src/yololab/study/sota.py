@@ -47,6 +47,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from yololab.errors import DataError
+from yololab.fileio import atomic_path
 
 COLUMNS = (
     "task", "dataset", "split", "metric", "value", "model", "params_M", "gflops", "speed", "speed_unit",
@@ -621,15 +622,10 @@ def _save(fig, out_dir: Path, stem: str, formats: list[str]) -> list[Path]:
     written = []
     for fmt in formats:
         final = out_dir / f"{stem}.{fmt}"
-        tmp = out_dir / f".{stem}.{os.getpid()}.tmp.{fmt}"
-        try:
+        with atomic_path(final) as tmp:
             # no creation date in the metadata, so regenerating unchanged figures changes no bytes
             metadata = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
             fig.savefig(tmp, format=fmt, dpi=160, metadata=metadata)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         written.append(final)
     return written
 

@@ -1,0 +1,41 @@
+"""Atomic writes: the destination is either the old file or the complete new one, never a partial file."""
+
+import os
+import stat
+
+import pytest
+
+from yololab.fileio import atomic_path, atomic_write, write_bytes_atomic, write_text_atomic
+
+
+def test_writes_create_folders_and_usual_permissions(tmp_path):
+    p = write_text_atomic(tmp_path / "a" / "b.txt", "héllo\r\nworld\n")
+    assert p.read_bytes() == "héllo\r\nworld\n".encode()  # newlines as given
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
+    assert write_bytes_atomic(tmp_path / "c.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
+    assert sorted(x.name for x in tmp_path.rglob("*")) == ["a", "b.txt", "c.bin"]  # no temporary left
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path):
+    dst = tmp_path / "ckpt.pt"
+    dst.write_bytes(b"old")
+
+    def broken(f):
+        f.write(b"half of the new")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(dst, broken, fsync=True)
+    assert dst.read_bytes() == b"old"
+    assert [x.name for x in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_atomic_path_keeps_suffix_for_writers_that_pick_format_from_it(tmp_path):
+    with atomic_path(tmp_path / "fig.svg") as tmp:
+        assert tmp.endswith(".svg") and os.path.dirname(tmp) == str(tmp_path)
+        assert not (tmp_path / "fig.svg").exists()
+        with open(tmp, "w") as f:
+            f.write("<svg/>")
+    assert (tmp_path / "fig.svg").read_text() == "<svg/>"
