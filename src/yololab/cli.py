@@ -13,6 +13,7 @@ import os
 import sys
 
 from yololab import __version__
+from yololab.engine.cli import parse_args  # train commands take KEY=VALUE settings anywhere among their flags
 from yololab.errors import YololabError
 
 # group name -> module with register(subparsers)
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     func = getattr(args, "func", None)
     if func is None:
         # `yololab` or `yololab models` alone: show the help of what was given
