@@ -1,8 +1,9 @@
 """Task: what a task (detection, classification, video, translation) gives the engine.
 
 Subclass it and implement the four required methods; the optional ones have working defaults. The
-engine sets ``task.cfg`` (the run's resolved TrainConfig; on resume the saved one) and
-``task.device`` before it calls ``build_model``.
+engine sets ``task.cfg`` (the run's resolved TrainConfig; on resume the saved one), ``task.device``
+and ``task.trainer`` (for ``trainer.autocast()``, ``trainer.channels_last`` ...) before it calls
+``build_model``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Task:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.device = torch.device("cpu")
+        self.trainer = None
 
     # ---------------------------------------------------------------------------------- required
     def build_model(self) -> nn.Module:

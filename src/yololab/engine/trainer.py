@@ -169,7 +169,7 @@ class Trainer:
         self.cfg = cfg = dataclasses.replace(cfg, project=str(self.run_dir.parent), name=self.run_dir.name)
         self.wdir = self.run_dir / "weights"
 
-        task.cfg, task.device = cfg, self.device
+        task.cfg, task.device, task.trainer = cfg, self.device, self
         if ckpt:
             task.load_checkpoint_meta(ckpt.get("meta") or {})
         net = task.build_model().to(self.device)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from engine_toys import ToyTask, main
-from test_trainer import config
+from test_engine_trainer import config
 
 from yololab.engine import Trainer, TrainConfig
 from yololab.errors import WeightsError
@@ -101,6 +101,9 @@ def test_resume_refuses_bad_checkpoints(tmp_path):
     foreign = tmp_path / "foreign.pt"
     torch.save({"model": {"w": torch.zeros(1)}, "epoch": 3}, foreign)
     fails(foreign, "not a yololab checkpoint")
+    code = tmp_path / "code.pt"
+    torch.save(torch.nn.Linear(2, 2), code)  # a pickled object: refused by the weights-only loader
+    fails(code, "not a readable yololab checkpoint")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((run / "weights" / "last.pt").read_bytes()[:5000])
     fails(corrupt, "cannot resume")
