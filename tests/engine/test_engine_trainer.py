@@ -164,8 +164,9 @@ def test_detector_checkpoint_loads_through_build_model(tmp_path):
 
 
 def test_run_folder(tmp_path):
-    trainer, summary = fit(cfg=config(tmp_path, epochs=3, val_interval=2), model="mlp")
+    trainer, summary = fit(cfg=config(tmp_path, epochs=3, val_interval=2, save_period=2), model="mlp")
     run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "weights").iterdir()) == ["best.pt", "epoch2.pt", "last.pt"]
     assert summary["run_dir"] == run and summary["epochs_done"] == 3
     args = yaml.safe_load((run / "args.yaml").read_text())
     assert args["epochs"] == 3 and args["name"] == "run"
@@ -195,6 +196,8 @@ def test_limits_patience_and_auto_optimizer(tmp_path):
     assert summary["steps"] == 11 and "max_steps" in summary["stop_reason"]
     ckpt, _ = load_for_resume(summary["last"].parent.parent)
     assert (ckpt["epoch"], ckpt["batch"]) == (1, 3)  # mid-epoch: resumable
+    _, summary = fit(cfg=config(tmp_path, "time", epochs=5, time=1e-9), model="mlp")
+    assert summary["steps"] == 1 and summary["stop_reason"] == "time limit of 1e-09 h"
     trainer, _ = fit(cfg=config(tmp_path, "auto", epochs=1, optimizer="auto"), model="mlp")
     assert trainer.cfg.optimizer == "AdamW" and trainer.cfg.lr0 == 0.001
     assert type(trainer.optimizer).__name__ == "AdamW"
