@@ -1,12 +1,13 @@
-"""Training throughput of the engine on CPU in its four precision / memory-format modes, side by side.
+"""Training throughput of the engine on CPU in its precision / memory-format modes, side by side.
 
 Trains yololab's yolov8n (``build_model``, 80 classes) through ``yololab.engine.Trainer`` on random
 320x320 images, batch 16, with a dummy loss (mean square of the head's raw outputs, in float32): each
 step is the engine's real one (forward + backward under autocast, gradient clipping, SGD step, EMA
 update). Modes: fp32, fp32 + channels-last, bf16 autocast, bf16 autocast + channels-last (``amp`` and
-``channels_last`` settings). Rounds are interleaved (one short run per mode per round, order rotated) so
-that load from other processes hits all modes alike; the first round only warms up (oneDNN builds its
-kernels on first use). Prints a markdown table of images/s (median over the measured rounds).
+``channels_last`` settings), all with the default ``deterministic=True``, and the last again without
+it. Rounds are interleaved (one short run per mode per round, order rotated) so that load from other
+processes hits all modes alike; the first round only warms up (oneDNN builds its kernels on first
+use). Prints a markdown table of images/s (median over the measured rounds).
 
     flock /work/cpu.lock .venv/bin/python benchmarks/engine_cpu_modes.py --rounds 4 --steps 6
 """
@@ -24,8 +25,10 @@ from yololab.engine import Task, TrainConfig, Trainer
 from yololab.engine.hardware import cpu_has_native_bf16, cpu_name
 from yololab.models import build_model
 
-MODES = [("fp32", "off", "off"), ("fp32 + channels-last", "off", "on"), ("bf16", "bf16", "off"),
-         ("bf16 + channels-last", "bf16", "on")]
+# (row name, amp, channels_last, deterministic); the last row shows what deterministic mode costs
+MODES = [("fp32", "off", "off", True), ("fp32 + channels-last", "off", "on", True), ("bf16", "bf16", "off", True),
+         ("bf16 + channels-last", "bf16", "on", True),
+         ("bf16 + channels-last, deterministic=False", "bf16", "on", False)]
 
 
 class RandomImages(Task):
@@ -50,11 +53,11 @@ class RandomImages(Task):
         return loss, {}
 
 
-def run(mode: tuple[str, str, str], args, root: str) -> float:
-    _, amp, channels_last = mode
+def run(mode: tuple[str, str, str, bool], args, root: str) -> float:
+    _, amp, channels_last, deterministic = mode
     cfg = TrainConfig(project=root, name="run", epochs=1, batch=args.batch, workers=0, device="cpu", amp=amp,
-                      channels_last=channels_last, optimizer="SGD", lr0=1e-4, warmup_epochs=0.0,
-                      val_interval=0, patience=0)
+                      channels_last=channels_last, deterministic=deterministic, optimizer="SGD", lr0=1e-4,
+                      warmup_epochs=0.0, val_interval=0, patience=0)
     summary = Trainer(RandomImages(cfg, args.imgsz, args.steps), cfg).fit()
     return summary["final_metrics"]["samples_per_s"]
 
