@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from yololab.cli import main
-from yololab.data.check import check_dataset, check_image, find_orphan_labels, read_image, scan_split
-from yololab.data.formats import load_data_yaml
+from yololab.data.check import check_dataset, check_image, find_orphan_labels, scan_split
+from yololab.data.io import read_image
+from yololab.data.yolo import load_data_yaml
 
 
 def test_every_case_has_its_documented_outcome(bad_corpus, data_helpers):

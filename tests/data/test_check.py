@@ -11,7 +11,7 @@ import numpy as np
 import yololab.data.check as check_mod
 from yololab.cli import main
 from yololab.data.check import check_label, scan_split
-from yololab.data.formats import load_data_yaml
+from yololab.data.yolo import load_data_yaml
 
 
 def test_check_coco8_cli(coco8, tmp_path, data_helpers, capsys):

@@ -14,6 +14,7 @@ from yololab.data.augment import AugmentConfig
 from yololab.data.dataset import DEFAULT_CACHE_DIR, DetectionDataset
 from yololab.errors import DataError
 from yololab.fileio import write_bytes_atomic
+from yololab.ops.boxes import xywhn_to_xyxy
 
 
 def _colour(c: int) -> tuple[int, int, int]:
@@ -32,9 +33,8 @@ def draw_sample(img_rgb_chw: np.ndarray, cls: np.ndarray, bboxes: np.ndarray, na
     canvas = np.full((tile, tile, 3), 255, np.uint8)
     canvas[:img.shape[0], :img.shape[1]] = img
     th, tw = img.shape[:2]
-    for c, (x, y, bw, bh) in zip(cls.reshape(-1).astype(int), bboxes):
-        p1 = (int((x - bw / 2) * tw), int((y - bh / 2) * th))
-        p2 = (int((x + bw / 2) * tw), int((y + bh / 2) * th))
+    for c, (x1, y1, x2, y2) in zip(cls.reshape(-1).astype(int), xywhn_to_xyxy(np.asarray(bboxes), tw, th).tolist()):
+        p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
         col = _colour(c)
         cv2.rectangle(canvas, p1, p2, col, 2, cv2.LINE_AA)
         label = names[c] if 0 <= c < len(names) else str(c)

@@ -35,6 +35,7 @@ import numpy as np
 
 from yololab.errors import DataError
 from yololab.fileio import write_bytes_atomic
+from yololab.ops.boxes import xyxy_to_xywhn
 
 CLASSES = ["circle", "square", "triangle", "star", "hexagon", "cross", "ring"]
 MIN_VISIBLE = 0.4  # objects with less visible area than this fraction of their full area get no label
@@ -228,7 +229,7 @@ def render_image(index: int, seed: int, imgsz: int) -> tuple[np.ndarray, np.ndar
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, s), min(y2, s)
         if x2 - x1 < 2 or y2 - y1 < 2:
             continue
-        labels.append([obj.cls, (x1 + x2) / 2 / s, (y1 + y2) / 2 / s, (x2 - x1) / s, (y2 - y1) / s])
+        labels.append([obj.cls, *xyxy_to_xywhn(np.array([x1, y1, x2, y2], np.float64), s, s).tolist()])
     return img, np.array(labels, np.float32).reshape(-1, 5)
 
 
