@@ -6,7 +6,7 @@ No pretrained weights are available offline, so this trains one first, with the 
 2. trains a yolov8n from scratch on it with the Ultralytics trainer (``YOLO("yolov8n.yaml").train``), a
    few minutes on a CPU, offline,
 3. loads the trained checkpoint into yololab's yolov8n (``build_model("yolov8n", num_classes=7, weights=...)``),
-4. runs every mode of :func:`yololab.models.inference.prepare_for_inference` on the val images (letterboxed
+4. runs every mode of :func:`yololab.deploy.runtime.prepare_for_inference` on the val images (letterboxed
    to ``--imgsz``), decodes + NMS like ``ultralytics val`` (conf 0.001, IoU 0.7, max 300 detections,
    per-class NMS with ``torchvision.ops.batched_nms``), maps boxes back to the original image and computes
    COCO mAP50-95 / mAP50 with faster-coco-eval against the val labels,
@@ -35,7 +35,7 @@ import torchvision
 
 from yololab.data.augment import letterbox
 from yololab.errors import YololabError
-from yololab.models.inference import MODES, best_mode, prepare_for_inference
+from yololab.deploy.runtime import MODES, best_mode, prepare_for_inference
 
 EVAL_CONF, EVAL_IOU, MAX_DET = 0.001, 0.7, 300  # what `ultralytics val` uses for mAP
 MAX_NMS = 30000  # candidates kept (by score) before NMS, as Ultralytics does
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     from yololab.models import build_model
-    from yololab.models.inference import mode_available
+    from yololab.deploy.runtime import mode_available
 
     modes = list(MODES) if args.modes == "all" else [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]

@@ -3,7 +3,7 @@
 For each model (default yolov8n and yolo11n, 640x640, batch 1) this measures, in one process, with the
 same threads and the same input (a letterboxed coco8 photograph):
 
-* yololab in every mode of :func:`yololab.models.inference.prepare_for_inference` (fp32, fp32-cl,
+* yololab in every mode of :func:`yololab.deploy.runtime.prepare_for_inference` (fp32, fp32-cl,
   bf16-cl, onnx, openvino, openvino-bf16; ``auto`` is whichever of these this machine gets; modes whose
   runtime is not installed are left out),
 * Ultralytics' default: ``ultralytics.nn.autobackend.AutoBackend(model, fuse=True)`` under
@@ -16,7 +16,7 @@ default, the one-off cost of the first call (export + compile for onnx / openvin
 mode's output is from our fp32 eval output.
 
 Both networks have the same random weights (Ultralytics' initialisation, copied into ours with
-:func:`yololab.models.convert.reference_state_dict_to_yololab`), with BatchNorm statistics calibrated on
+:func:`yololab.checkpoint.reference.reference_state_dict_to_yololab`), with BatchNorm statistics calibrated on
 the 8 coco8 images so activations have realistic scale. No trained weights are used (none are available
 offline), which matters for the accuracy columns: see benchmarks/README.md.
 
@@ -42,12 +42,13 @@ import cv2
 import numpy as np
 import torch
 import torchvision
+from torch.optim.swa_utils import update_bn
 
 from yololab.data.augment import letterbox
 from yololab.errors import YololabError
 from yololab.models import build_model
-from yololab.models.inference import (MODES, best_mode, calibrate_batchnorm, cpu_has_native_bf16, mode_available,
-                                      onnxruntime_available, openvino_available, prepare_for_inference)
+from yololab.deploy.runtime import (MODES, best_mode, cpu_has_native_bf16, mode_available, onnxruntime_available,
+                                    openvino_available, prepare_for_inference)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "coco8" / "images"
@@ -121,13 +122,14 @@ def build_pair(name: str, calib: list[torch.Tensor], seed: int) -> tuple[torch.n
     """Ultralytics' DetectionModel and our model of the same name, holding the same weights."""
     from ultralytics.nn.tasks import DetectionModel
 
-    from yololab.models.convert import reference_state_dict_to_yololab
+    from yololab.checkpoint.reference import reference_state_dict_to_yololab
 
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = DetectionModel(f"{name}.yaml", nc=80, verbose=False)
-    calibrate_batchnorm(ref, [torch.cat(calib)]).eval()
+    update_bn([torch.cat(calib)], ref)
+    ref.eval()
     ours = build_model(name, num_classes=80)
     ours.load_state_dict(reference_state_dict_to_yololab(ours, ref.state_dict()))
     return ours.eval(), ref

@@ -1,17 +1,15 @@
 """The fast JPEG path of read_image: same pixels as OpenCV, and OpenCV wherever it would differ."""
 
 import io
-from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from PIL import Image
 
+from helpers import shared_data
 from yololab.data import io as data_io
 from yololab.data.io import jpeg_exif_orientation, read_image
 
-COCO8 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco8" / "images"
 
 
 def _jpeg(arr: np.ndarray, orientation: int | None = None) -> bytes:
@@ -37,7 +35,7 @@ def test_exif_orientation_parser():
 
 def test_fast_path_gives_opencv_pixels(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
-    files = sorted(COCO8.glob("*/*.jpg")) if COCO8.is_dir() else []
+    files = sorted(shared_data("coco8", "images").glob("*/*.jpg"))
     for k, (arr, o) in enumerate([(rng.integers(0, 255, (37, 53, 3), np.uint8), None),
                                   (rng.integers(0, 255, (37, 53), np.uint8), None),  # grayscale JPEG
                                   (rng.integers(0, 255, (37, 53, 3), np.uint8), 6),  # rotated by EXIF

@@ -8,7 +8,7 @@ from torch import nn
 
 from yololab.errors import WeightsError, YololabError
 from yololab.models import build_model, list_models, model_info
-from yololab.models.convert import reference_state_dict_to_yololab
+from yololab.checkpoint.reference import reference_state_dict_to_yololab
 
 from test_parity_zoo import randomize_batchnorm
 

@@ -44,7 +44,6 @@ such as a missing data.yaml). It never writes next to the user's data; the label
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -59,7 +58,6 @@ from PIL import UnidentifiedImageError
 
 from yololab.data.io import pil_open, read_image
 from yololab.data.yolo import image_to_label_path, load_data_yaml
-from yololab.errors import DataError
 from yololab.fileio import atomic_path, write_text_atomic
 from yololab.ops.boxes import clip_boxes, cxcywh_to_xyxy, xyxy_to_cxcywh
 
@@ -333,7 +331,7 @@ def find_orphan_labels(images: list[Path]) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
-# CLI: yololab data check
+# A whole dataset (yololab data check)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -422,39 +420,3 @@ def plot_report(report: dict, path: str | Path) -> None:
             fig.savefig(tmp, dpi=110, format=Path(path).suffix[1:] or "png")
     finally:
         plt.close(fig)
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    report = check_dataset(args.data, workers=args.workers, decode=args.decode,
-                           cache_dir=args.cache_dir, progress=not args.quiet, log=tqdm.write)
-    print(format_summary(report))
-    if args.json:
-        write_text_atomic(Path(args.json), json.dumps(report, indent=1))
-        print(f"report written to {args.json}")
-    if args.plot:
-        plot_report(report, args.plot)
-        print(f"plot written to {args.plot}")
-    return 1 if report["rejected"] else 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "check", help="verify every image and label of a data.yaml",
-        description="Read every image and label of a YOLO data.yaml and report each problem (file and "
-                    "line), then a summary per split and per class. Never modifies the dataset. "
-                    "Exit code: 0 if nothing was rejected, 1 if some image or label was rejected, "
-                    "2 for unusable input (e.g. a bad data.yaml).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("data", help="the dataset's data.yaml")
-    p.add_argument("--json", metavar="REPORT", default=None, help="also write the full report to this JSON file")
-    p.add_argument("--plot", metavar="IMAGE", default=None,
-                   help="also save a chart of instances per class and images per split (.png, .svg, .pdf)")
-    p.add_argument("--workers", type=int, default=None, help="threads reading files (default: min(8, cores + 2))")
-    p.add_argument("--decode", action="store_true",
-                   help="decode every image's pixels too: catches corrupt JPEG data, several times slower")
-    p.add_argument("--cache-dir", default=None,
-                   help="keep a label cache in this folder (never beside the data); none by default")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_check)

@@ -17,7 +17,6 @@ Conversion between formats goes through one in-memory form, :class:`Dataset` (a 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -512,41 +511,3 @@ def convert(src: str | Path, dst: str | Path, src_format: str, dst_format: str,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ds
-
-
-def _cmd_convert(args: argparse.Namespace) -> int:
-    names_map = load_names_map(args.names_map) if args.names_map else None
-    keep = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
-    ds = convert(args.src, args.dst, args.src_format, args.dst_format, names_map=names_map, keep=keep,
-                 overwrite=args.overwrite, link=args.link, progress=True)
-    for note in ds.notes:
-        print(f"note: {note}")
-    for split, records in ds.splits.items():
-        boxes = sum(int((~r.ignore).sum()) for r in records)
-        ignored = sum(int(r.ignore.sum()) for r in records)
-        print(f"{split}: {len(records)} images, {boxes} boxes, {ignored} ignore regions")
-    print(f"{len(ds.names)} classes: {', '.join(ds.names[:20])}{' ...' if len(ds.names) > 20 else ''}")
-    print(f"written to {args.dst}")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "convert", help="convert a dataset between YOLO, COCO and VOC",
-        description="Convert a detection dataset: --from coco|voc|yolo --to yolo|coco. SRC is a data.yaml "
-                    "(or its folder) for yolo, a folder with annotations/instances_<split>.json for coco, a "
-                    "VOC year folder (Annotations, JPEGImages, ImageSets/Main) for voc. Never writes into "
-                    "SRC; refuses a non-empty DST unless --overwrite. COCO crowd and VOC difficult boxes "
-                    "become ignore regions (a COCO json beside the YOLO labels, named in data.yaml).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("src", metavar="SRC", help="the dataset to read")
-    p.add_argument("dst", metavar="DST", help="the folder to write (created)")
-    p.add_argument("--from", dest="src_format", required=True, choices=sorted(READERS), help="format of SRC")
-    p.add_argument("--to", dest="dst_format", required=True, choices=sorted(WRITERS), help="format of DST")
-    p.add_argument("--names-map", metavar="FILE", default=None,
-                   help="YAML 'old name: new name' to rename or merge classes; 'old name: null' drops one")
-    p.add_argument("--names", default=None,
-                   help="comma-separated output classes, in order (after --names-map); other classes dropped")
-    p.add_argument("--link", action="store_true", help="hard-link images instead of copying them")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty DST (never SRC)")
-    p.set_defaults(func=_cmd_convert)

@@ -3,7 +3,6 @@ after the training augmentations, to see what the model will be fed."""
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -78,29 +77,3 @@ def preview_grid(data: str | Path, out: str | Path, split: str = "train", augmen
         raise DataError(f"{out}: could not encode the image")
     write_bytes_atomic(out, buf.tobytes())
     return out
-
-
-def _cmd_preview(args: argparse.Namespace) -> int:
-    out = preview_grid(args.data, args.out, split=args.split, augment=args.augment, n=args.n, seed=args.seed,
-                       imgsz=args.imgsz, tile=args.tile, cache_dir=args.cache_dir)
-    print(f"wrote {out} ({args.n} {args.split} samples, {'augmented' if args.augment else 'letterboxed'})")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "preview", help="draw a grid of samples with boxes, before or after augmentation",
-        description="Draw a grid of samples of a dataset split with their boxes and class names: as loaded "
-                    "(letterboxed) or, with --augment, as the training loader makes them (mosaic, affine, "
-                    "HSV, flips, ...).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("data", help="data.yaml of the dataset")
-    p.add_argument("--out", required=True, help="output image (.png or .jpg); replaced if it exists")
-    p.add_argument("--split", default="train", help="split to draw from (train, val or test)")
-    p.add_argument("--augment", action="store_true", help="apply the training augmentations (default hyperparameters)")
-    p.add_argument("--n", type=int, default=16, help="number of samples in the grid")
-    p.add_argument("--seed", type=int, default=0, help="seed for picking samples and augmenting them")
-    p.add_argument("--imgsz", type=int, default=640, help="training image size")
-    p.add_argument("--tile", type=int, default=320, help="side of one grid cell in pixels")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="folder for the label cache")
-    p.set_defaults(func=_cmd_preview)

@@ -21,7 +21,6 @@ images hold no object at all (background only; their label file is empty).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -325,35 +324,3 @@ def synth_shapes(out: str | Path, train: int = 2000, val: int = 400, imgsz: int 
         print(f"wrote {len(jobs)} images ({train} train, {val} val) with {n_labels} boxes at {imgsz} px "
               f"in {dt:.1f} s ({len(jobs) / dt:.0f} img/s, {max(workers, 1)} workers) -> {yaml_path}")
     return yaml_path
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    synth_shapes(args.out, train=args.train, val=args.val, imgsz=args.imgsz, seed=args.seed, workers=args.workers)
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "synth", help="generate a synthetic detection dataset (offline)",
-        description="Generate a synthetic YOLO-format detection dataset with its data.yaml, offline.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sub = p.add_subparsers(dest="kind", metavar="<kind>", required=True)
-    s = sub.add_parser(
-        "shapes", help=f"coloured shapes on textured backgrounds ({len(CLASSES)} classes)",
-        description=(f"Draw {len(CLASSES)} shape classes ({', '.join(CLASSES)}) at 2%-60% of the image side, "
-                     "rotated, coloured, overlapping, on textured noisy backgrounds with distractors (lines, arcs, "
-                     "scribbles, blurred blobs, text-like marks); some images are background only. Boxes are the "
-                     "whole shape's box; objects more than 60% hidden get no label. Image i uses seed + i, so the "
-                     "output does not depend on --workers. Refuses a non-empty folder not written by this command."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
-    s.add_argument("--train", type=int, default=2000, help="number of training images")
-    s.add_argument("--val", type=int, default=400, help="number of validation images")
-    s.add_argument("--imgsz", type=int, default=320, help="image side in pixels (square images)")
-    s.add_argument("--seed", type=int, default=0, help="base random seed (image i uses seed + i)")
-    s.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="drawing processes (0 or 1: in-process)")
-    s.set_defaults(func=_cmd_synth)
