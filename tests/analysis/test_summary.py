@@ -157,7 +157,7 @@ def test_every_zoo_model_traces_completely(rows):
         assert all(i is not None for b in t.blocks for i in b.inputs), name
         assert all(src < dst for src, dst in t.edges), name  # data flows forward through the list
         head = t.group("head")[-1]
-        assert head.sources and all(t.blocks[i].group == "neck" for i in head.sources) or name == "yolov3-tiny"
+        assert head.sources and all(t.blocks[i].group == "neck" for i in head.sources), name
         strides = [round(640 / t.blocks[i].out_shapes[0][2]) for i in head.sources]
         assert strides == rows[name].strides, name
 
@@ -203,3 +203,12 @@ def test_cli_list_summary_compare(tmp_path, capsys):
     assert main(["models", "summary", "yolov8n", "--imgsz", "0"]) == 2
     assert main(["models", "summary", "yolov8n", "--imgsz", "100"]) == 2
     assert "multiple of the model's largest stride (32)" in capsys.readouterr().err
+
+
+def test_yolov3_neck_pairs_are_labelled_bottleneck():
+    """The neck's 1x1 / 3x3 pairs have no shortcut: not Darknet-53 residuals (review finding)."""
+    t = trace_zoo_model("yolov3", 640)
+    assert [b.label for b in t.blocks if b.path in ("backbone.stage3", "neck.p5_pair", "neck.p3_out")] == \
+        ["DarknetResidual x8", "Bottleneck", "Bottleneck x2"]
+    assert all(b.type != "DarknetResidual" for b in t.group("neck"))
+

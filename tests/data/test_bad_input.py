@@ -93,7 +93,6 @@ def test_check_dataset_report_counts(bad_corpus, data_helpers):
 def test_unidentified_image_after_ultralytics_import(bad_corpus, monkeypatch):
     """Importing ultralytics patches PIL.Image.open to pip-install a plugin on unknown files: the
     check must bypass that and still say plainly what is wrong."""
-    pytest.importorskip("ultralytics")
     import ultralytics.utils.patches  # noqa: F401  (applies the patch)
     import ultralytics.utils.checks as uchecks
 
