@@ -101,6 +101,14 @@ def test_restricted_unpickler_refuses_code(tmp_path, func, args, refused):
     assert not marker.exists()
 
 
+def test_pickle_protocol_4_is_refused_with_a_clear_error(tmp_path):
+    """torch.load(weights_only=True) reads the protocol-2 pickles torch.save, Ultralytics and yolov5 write; a
+    file saved with pickle_protocol=4 is refused, saying so (docs/design.md, "Reading reference checkpoints")."""
+    torch.save({"model": torch.nn.Conv2d(1, 1, 1)}, tmp_path / "p4.pt", pickle_protocol=4)
+    with pytest.raises(WeightsError, match="p4.pt: the checkpoint's pickle cannot be read safely"):
+        restricted_load(tmp_path / "p4.pt")
+
+
 def test_standins_never_call_the_real_class(tmp_path):
     """A torch.nn module in a checkpoint is rebuilt as a stand-in: class name and state, no real object."""
     conv = torch.nn.Conv2d(3, 4, 3).half()
