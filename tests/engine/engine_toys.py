@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from yololab.engine import Task, TrainConfig, Trainer
-from yololab.engine.cli import add_train_args, config_from_args, parse_args
+from yololab.engine.args import add_train_args, config_from_args, parse_args
 from yololab.engine.data import epoch_loader
 
 IN, OUT = 8, 2

@@ -14,7 +14,7 @@ from test_engine_trainer import config
 
 from yololab.engine import Trainer, TrainConfig
 from yololab.errors import WeightsError
-from yololab.models.weights import save_checkpoint
+from yololab.checkpoint.native import save_checkpoint
 
 TIMING = ("epoch_time", "samples_per_s")
 

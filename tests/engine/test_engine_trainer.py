@@ -228,10 +228,10 @@ def test_engine_imports_no_task():
     import subprocess
     import sys
 
-    code = ("import sys, yololab.engine.cli; print('torch' in sys.modules); import yololab.engine.trainer; "
+    code = ("import sys, yololab.engine.args; print('torch' in sys.modules); import yololab.engine.trainer; "
             "print([m for m in sys.modules if m.split('.')[1:2] and m.split('.')[1] in "
-            "('detect', 'classify', 'video', 'translate', 'deploy') or m == 'yololab.models.inference'])")
+            "('detect', 'classify', 'video', 'translate', 'deploy')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "[]"]  # cli: standard library only; the engine: no task
+    assert out.stdout.split() == ["False", "[]"]  # args: standard library only; the engine: no task
 
 

@@ -1,7 +1,7 @@
 """The training engine: one loop for every task (see docs/engine.md).
 
 A task subclasses :class:`Task`; ``Trainer(task, cfg).fit()`` trains it. This package knows no task.
-Its names load lazily, so that ``yololab.engine.cli`` (standard library only) can be imported by a
+Its names load lazily, so that ``yololab.engine.args`` (standard library only) can be imported by a
 task's CLI module without loading torch.
 """
 

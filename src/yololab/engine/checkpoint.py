@@ -13,8 +13,7 @@ A checkpoint is one plain dict (``torch.load(weights_only=True)`` reads it):
   a partial epoch), ``rng`` (python, numpy, torch, cuda), ``config``, ``task``, ``meta``
   (``task.checkpoint_meta()``), ``amp``, ``world_size``, ``train_time``, ``torch_version``, ``date``.
 
-The native format lives in ``yololab.models.weights``; the layout refactor moves it to
-``yololab.checkpoint.native``: this import is the one line to change.
+The native format is :mod:`yololab.checkpoint.native`'s (its constants, field names and reader).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from torch import nn
 
 from yololab.errors import WeightsError
 from yololab.fileio import write_bytes_atomic
-from yololab.models.weights import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint
+from yololab.checkpoint.native import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, model_build_kwargs
 
 TRAIN_KEYS = ("optimizer", "epoch", "batch", "step", "config", "rng", "history")
 
@@ -51,13 +50,12 @@ def native_fields(model: nn.Module, weights: dict[str, torch.Tensor], meta: dict
     """The fields every yololab checkpoint has. Name, class count and builder kwargs come from the
     task's meta, else from ``model.meta`` (zoo models), else the class name."""
     model_meta = getattr(model, "meta", None)
-    extra = getattr(model_meta, "extra", None) or {}
     return {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "model_name": meta.get("model_name", getattr(model_meta, "name", type(model).__name__)),
         "num_classes": meta.get("num_classes", getattr(model_meta, "num_classes", None)),
-        "model_kwargs": meta.get("model_kwargs", {k: extra[k] for k in ("style",) if k in extra}),
+        "model_kwargs": meta.get("model_kwargs", model_build_kwargs(model)),
         "state_dict": weights,
     }
 

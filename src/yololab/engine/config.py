@@ -1,7 +1,7 @@
 """TrainConfig: every setting of a training run that the engine reads, with its help text and checks.
 
 Defaults follow Ultralytics' ``default.yaml`` where it has the setting (lr0, momentum, warmup ...);
-each task passes its own defaults to :func:`yololab.engine.cli.add_train_args`. This module imports
+each task passes its own defaults to :func:`yololab.engine.args.add_train_args`. This module imports
 only the standard library, so a task's CLI can build its parser without loading torch.
 """
 

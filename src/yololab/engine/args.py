@@ -1,6 +1,9 @@
 """Command-line helpers for a task's ``train`` command: every TrainConfig field as a flag, ``--cfg
 FILE.yaml``, and ``key=value`` arguments as ``yolo train`` takes them.
 
+(Not named ``cli.py``: in yololab a ``cli`` module is a command group at the top of the import chain,
+and this one is a library that task code below it imports.)
+
 Usage in a task's CLI module (standard library only at import; this module imports no torch)::
 
     p = subparsers.add_parser("train", ...)
