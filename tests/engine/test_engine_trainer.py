@@ -7,7 +7,6 @@ import pytest
 import torch
 import yaml
 from engine_toys import ToyTask
-from torch import nn
 
 from yololab.engine import Task, TrainConfig, Trainer
 from yololab.engine.checkpoint import load_for_resume
