@@ -32,7 +32,7 @@ def test_check_coco8_cli(coco8, tmp_path, data_helpers, capsys):
 
 def test_check_missing_yaml_is_a_clean_error(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "nope.yaml")]) == 2
-    assert "nope.yaml: data yaml does not exist" in capsys.readouterr().err
+    assert "nope.yaml does not exist" in capsys.readouterr().err
 
 
 def test_check_label_rows(tmp_path):

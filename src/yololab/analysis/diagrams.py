@@ -11,7 +11,9 @@ shows exactly what the code computes. One layout is computed once and rendered t
   the right of its source column, so lines never pass through a box;
 * a head whose blocks read only from other columns is placed at the height of its inputs;
 * an edge that jumps over a column (say backbone -> head) climbs to row 0, which is empty beside the
-  input box, crosses there and comes down in the last gap.
+  input box, crosses there and comes down in the last gap;
+* where a horizontal stretch of one edge crosses a vertical stretch of another, it hops over it with a small
+  arc (a bridge), so that two crossing lines never read as a junction (draw.io: its own line jumps).
 
 Coordinates are points (1/72 inch) with y pointing down, the convention of draw.io; matplotlib draws
 them on an axis with y inverted.
@@ -19,6 +21,7 @@ them on an axis with y inverted.
 
 from __future__ import annotations
 
+import math
 import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -42,7 +45,7 @@ TYPE_COLORS = {
     "C3": "#fdae6b",
     "C3k": "#fdd0a2",
     "C2f": "#fdd49e",
-    "C3k2": "#fc9272",
+    "C3k2": "#7fcdbb",  # teal: far from the red heads it feeds
     "SPP": "#e7969c",
     "SPPF": "#de9ed6",
     "C2PSA": "#bcbddc",
@@ -303,6 +306,35 @@ def layout(trace: Trace, style: Style | None = None, colors: dict[str, str] | No
     return Layout(trace, s, boxes, routed, columns, width, height, top, legend_y, colors)
 
 
+def bridged_points(edges: list[Edge], radius: float) -> list[list[tuple[float, float]]]:
+    """Each edge's polyline with an arc of ``radius`` wherever one of its horizontal stretches crosses a vertical
+    stretch of another edge (y points down, so the arc bulges up)."""
+    def stretches(points, horizontal):
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            if horizontal and abs(y0 - y1) < 1e-6 and abs(x0 - x1) > 1e-6:
+                yield x0, x1, y0
+            elif not horizontal and abs(x0 - x1) < 1e-6 and abs(y0 - y1) > 1e-6:
+                yield y0, y1, x0
+
+    verticals = [list(stretches(e.points, horizontal=False)) for e in edges]
+    out = []
+    for i, e in enumerate(edges):
+        pts = [e.points[0]]
+        for (xa, ya), (xb, yb) in zip(e.points, e.points[1:]):
+            if abs(ya - yb) < 1e-6 and abs(xa - xb) > 1e-6:  # horizontal: hop over the verticals it crosses
+                lo, hi = sorted((xa, xb))
+                hops = sorted({x for j, vs in enumerate(verticals) if j != i for y0, y1, x in vs
+                               if lo + radius < x < hi - radius and min(y0, y1) + 0.5 < ya < max(y0, y1) - 0.5},
+                              reverse=xb < xa)
+                step = 1 if xb > xa else -1
+                for x in hops:
+                    pts += [(x - step * radius * math.cos(t), ya - radius * math.sin(t))
+                            for t in (k * math.pi / 8 for k in range(9))]
+            pts.append((xb, yb))
+        out.append(pts)
+    return out
+
+
 def diagram_title(trace: Trace) -> str:
     m = trace.meta
     kind = ""
@@ -338,13 +370,16 @@ def draw_layout(ax, lay: Layout, scale: float = 1.0, legend: bool = True, title:
             wrapped = "\n".join(textwrap.wrap(desc, width=int(s.box_w / (s.font * 0.52)))[: s.header_lines - 1])
             ax.text(x + s.box_w / 2, s.margin + s.font * 2.4 + s.font * 1.6, wrapped, fontsize=fs * 0.85,
                     ha="center", va="top", color="#444444", linespacing=1.1)
-    for e in lay.edges:
+    for e, pts in zip(lay.edges, bridged_points(lay.edges, radius=3.5)):
         color = "#555555" if e.kind == "flow" else ("#1f77b4" if e.kind == "cross" else "#d62728")
-        xs, ys = zip(*e.points)
-        ax.plot(xs[:-1] + (xs[-1],), ys, color=color, lw=0.9 * scale, zorder=1, solid_joinstyle="miter")
-        ax.add_patch(FancyArrowPatch(e.points[-2], e.points[-1], arrowstyle="-|>",
-                                     mutation_scale=7 * scale, color=color, lw=0.9 * scale, zorder=2,
-                                     shrinkA=0, shrinkB=0))
+        xs, ys = zip(*pts)
+        ax.plot(xs, ys, color=color, lw=0.9 * scale, zorder=1, solid_joinstyle="miter")
+        (xa, ya), (xb, yb) = pts[-2], pts[-1]  # the arrow head only: the line is drawn above, bridges and all
+        d = max(math.hypot(xb - xa, yb - ya), 1e-9)
+        tip = min(d, 6.0)
+        ax.add_patch(FancyArrowPatch((xb - (xb - xa) / d * tip, yb - (yb - ya) / d * tip), (xb, yb),
+                                     arrowstyle="-|>", mutation_scale=7 * scale, color=color, lw=0.9 * scale,
+                                     zorder=2, shrinkA=0, shrinkB=0))
     for bx in lay.boxes.values():
         ax.add_patch(FancyBboxPatch((bx.x, bx.y), bx.w, bx.h, boxstyle="round,pad=0,rounding_size=4",
                                     facecolor=lay.colors.get(bx.type, "#ffffff"), edgecolor="#333333",
@@ -476,6 +511,7 @@ def to_drawio(lay: Layout) -> str:
         (x0, y0), (x1, y1) = e.points[0], e.points[-1]
         color = "#555555" if e.kind == "flow" else ("#1f77b4" if e.kind == "cross" else "#d62728")
         style = (f"edgeStyle=orthogonalEdgeStyle;rounded=0;html=1;endArrow=block;endSize=5;strokeColor={color};"
+                 "jumpStyle=arc;jumpSize=7;"
                  f"exitX={(x0 - a.x) / a.w:.3f};exitY={(y0 - a.y) / a.h:.3f};exitDx=0;exitDy=0;"
                  f"entryX={(x1 - b.x) / b.w:.3f};entryY={(y1 - b.y) / b.h:.3f};entryDx=0;entryDy=0;")
         c = ET.SubElement(root, "mxCell", id=f"edge-{'input' if e.src == INPUT else e.src}-{e.dst}", style=style,
@@ -576,6 +612,15 @@ def parse_formats(text: str) -> list[str]:
     return formats
 
 
+def diagram_paths(names: list[str], out: Path, formats: list[str], generations: bool = False) -> list[Path]:
+    """The files :func:`write_diagrams` writes for zoo ``names`` (so that a caller can check them first)."""
+    paths = [Path(out) / f"{name}.{f}" for name in names for f in formats]
+    if generations:
+        base = Path(out) / "generations"
+        paths += [base.with_suffix(f".{f}") for f in formats if f in ("png", "svg")] or [base.with_suffix(".png")]
+    return paths
+
+
 def write_diagrams(names: list[str], out: Path, formats: str = ",".join(FORMATS), imgsz: int = 640, dpi: int = 150,
                    generations: bool = False) -> list[Path]:
     """Diagram of every zoo model in ``names`` into ``out`` (and with ``generations`` all of them side by side
@@ -583,12 +628,12 @@ def write_diagrams(names: list[str], out: Path, formats: str = ",".join(FORMATS)
     formats = parse_formats(formats)
     if generations and len(names) < 2:
         raise YololabError("--generations needs at least two model names")
+    traces = [trace_zoo_model(name, imgsz) for name in names]
     written = []
-    for name in names:
-        written += write_diagram(trace_zoo_model(name, imgsz), Path(out), formats, dpi=dpi)
+    for trace in traces:
+        written += write_diagram(trace, Path(out), formats, dpi=dpi)
     if generations:
-        base = Path(out) / "generations"
-        paths = [base.with_suffix(f".{f}") for f in formats if f in ("png", "svg")] or [base.with_suffix(".png")]
-        generations_figure([trace_zoo_model(n, imgsz) for n in names], paths)
+        paths = diagram_paths([], out, formats, generations=True)
+        generations_figure(traces, paths)
         written += paths
     return written

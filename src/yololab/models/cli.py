@@ -7,9 +7,9 @@ only at the top: each command imports what it runs (see yololab/_cli_group.py).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from yololab._cli_group import FORMATTER, add_group, positive_int
+from yololab._cli_group import (FORMATTER, add_group, add_overwrite, input_file, output_dir, output_file,
+                                positive_int, refuse_to_replace)
 
 DIAGRAM_FORMATS = ("png", "svg", "mmd", "drawio")  # yololab.analysis.diagrams.FORMATS (a test keeps them equal)
 
@@ -40,9 +40,10 @@ def register(subparsers) -> None:
         description="Write a table of every model (version, backbone, neck, head, anchors, strides, input "
                     "size, parameters, GFLOPs) as CSV at --out and as Markdown next to it (.md).",
         formatter_class=FORMATTER)
-    p.add_argument("--out", default="runs/models/architectures.csv",
-                   help="CSV file to write; the .md goes beside it (`make diagrams` writes docs/architectures.csv)")
+    p.add_argument("--out", type=output_file(".csv"), default="runs/models/architectures.csv",
+                   help="CSV file to write; the .md goes beside it (`make docs` writes docs/architectures.csv)")
     p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels for the GFLOPs")
+    add_overwrite(p, "the CSV and Markdown files")
     p.set_defaults(func=_compare)
 
     p = commands.add_parser(
@@ -52,14 +53,15 @@ def register(subparsers) -> None:
                     "and each block's output size and channels. Writes OUT/NAME.{png,svg,mmd,drawio}; "
                     "the .drawio file opens in diagrams.net.", formatter_class=FORMATTER)
     p.add_argument("names", nargs="+", metavar="NAME", help="model name(s), see `yololab models list`")
-    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+    p.add_argument("--out", type=output_dir, required=True,
                    help="folder to write the diagrams into (created if needed)")
     p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels")
-    p.add_argument("--formats", default=",".join(DIAGRAM_FORMATS),
+    p.add_argument("--formats", type=_formats, default=",".join(DIAGRAM_FORMATS),
                    help="comma-separated subset of " + ",".join(DIAGRAM_FORMATS))
     p.add_argument("--dpi", type=positive_int, default=150, help="resolution of the PNG")
     p.add_argument("--generations", action="store_true",
                    help="also draw all NAMEs side by side in OUT/generations.{png,svg}")
+    add_overwrite(p, "diagram files")
     p.set_defaults(func=_diagram)
 
     p = commands.add_parser(
@@ -70,15 +72,25 @@ def register(subparsers) -> None:
                     "command read. Reference .pt files are read without their packages and without running any "
                     "code in them. The model is guessed from the file (yaml name, or the size of a .weights "
                     "file) unless --model is given.", formatter_class=FORMATTER)
-    p.add_argument("src", help="weights file to convert")
-    p.add_argument("dst", help="yololab checkpoint to write (written atomically; never replaces SRC)")
+    p.add_argument("src", type=input_file, help="weights file to convert")
+    p.add_argument("dst", type=output_file(), help="yololab checkpoint to write (written atomically; never replaces SRC)")
     p.add_argument("--model", default=None,
-                   help="zoo model name (see `yololab models list`); None: guessed from the file")
+                   help="zoo model name (see `yololab models list`); default: guessed from the file")
     p.add_argument("--num-classes", type=positive_int, default=None,
-                   help="class count of the model to build; None: the file's (a different count keeps the "
+                   help="class count of the model to build; default: the file's (a different count keeps the "
                         "class outputs at init)")
-    p.add_argument("--force", action="store_true", help="replace DST if it exists")
+    p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true", help="replace DST if it exists")
     p.set_defaults(func=_convert_weights)
+
+
+def _formats(text: str) -> list[str]:
+    """argparse type: ``"png,svg"`` -> ``["png", "svg"]``, each one of DIAGRAM_FORMATS."""
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in DIAGRAM_FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(bad) or '(none)'} in {text!r}; "
+                                         f"choose a comma-separated subset of {','.join(DIAGRAM_FORMATS)}")
+    return formats
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -98,17 +110,21 @@ def _summary(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from yololab.analysis.summary import compare_markdown, compare_records, write_compare, zoo_rows
 
+    refuse_to_replace([args.out, args.out.with_suffix(".md")], args.overwrite)
     rows = zoo_rows(args.imgsz)
-    csv_path, md_path = write_compare(rows, Path(args.out))
+    csv_path, md_path = write_compare(rows, args.out)
     print(compare_markdown(compare_records(rows)))
     print(f"wrote {csv_path} and {md_path}")
     return 0
 
 
 def _diagram(args: argparse.Namespace) -> int:
-    from yololab.analysis.diagrams import write_diagrams
+    from yololab.analysis.diagrams import diagram_paths, write_diagrams
+    from yololab.models.registry import resolve_name
 
-    for path in write_diagrams(args.names, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
+    names = [resolve_name(n) for n in args.names]
+    refuse_to_replace(diagram_paths(names, args.out, args.formats, args.generations), args.overwrite)
+    for path in write_diagrams(names, args.out, ",".join(args.formats), imgsz=args.imgsz, dpi=args.dpi,
                                generations=args.generations):
         print(f"wrote {path}")
     return 0
@@ -116,9 +132,12 @@ def _diagram(args: argparse.Namespace) -> int:
 
 def _convert_weights(args: argparse.Namespace) -> int:
     from yololab.checkpoint.convert import convert_weights
+    from yololab.models.registry import resolve_name
 
-    model, fmt = convert_weights(args.src, args.dst, model=args.model, num_classes=args.num_classes,
-                                 force=args.force)
+    name = resolve_name(args.model) if args.model else None
+    refuse_to_replace([args.dst], args.overwrite)
+    model, fmt = convert_weights(args.src, args.dst, model=name, num_classes=args.num_classes,
+                                 overwrite=args.overwrite)
     n = sum(p.numel() for p in model.parameters())
     style = (model.meta.extra or {}).get("style")
     print(f"wrote {args.dst}: yololab checkpoint of {model.meta.name} (num_classes={model.meta.num_classes}"
