@@ -184,7 +184,7 @@ def url(text: str) -> str:
 
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     """The ``--overwrite`` flag, the one spelling every command uses (run folders use ``--exist-ok``)."""
-    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} if it exists")
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} if already there")
 
 
 def refuse_to_replace(paths: Iterable[str | os.PathLike], allowed: bool, flag: str = "--overwrite") -> None:

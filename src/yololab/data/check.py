@@ -291,7 +291,7 @@ def scan_split(images: list[Path], num_classes: int, cache_dir: str | Path | Non
     The cache is one JSON file per (image list, num_classes) in ``cache_dir`` (never beside the
     data). It is used only when the size and modification time of every image and label file are
     unchanged. ``workers`` threads (default: up to 8) check files in parallel; ``progress`` is a
-    tqdm description, or None for no bar.
+    bar description (yololab.progress), or None for no bar.
     """
     images = [Path(p) for p in images]
     cache_file = stamp = None

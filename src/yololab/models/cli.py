@@ -79,7 +79,7 @@ def register(subparsers) -> None:
     p.add_argument("--num-classes", type=positive_int, default=None,
                    help="class count of the model to build; default: the file's (a different count keeps the "
                         "class outputs at init)")
-    p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true", help="replace DST if it exists")
+    p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true", help="replace DST if already there")
     p.set_defaults(func=_convert_weights)
 
 
