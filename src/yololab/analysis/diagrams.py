@@ -33,7 +33,8 @@ from yololab.analysis.summary import GROUPS, INPUT, BlockInfo, Trace, fmt_int, f
 
 FORMATS = ("png", "svg", "mmd", "drawio")
 
-# One colour per block type, stable across models so that the generations figure compares like with like.
+# One colour per block type, stable across models so that the generations figure compares like with like; the
+# types of one model differ by at least 15 in CIELAB (tests/analysis/test_diagrams.py).
 TYPE_COLORS = {
     "input": "#ffffff",
     "Conv": "#9ecae1",
@@ -45,16 +46,17 @@ TYPE_COLORS = {
     "C3": "#fdae6b",
     "C3k": "#fdd0a2",
     "C2f": "#fdd49e",
-    "C3k2": "#7fcdbb",  # teal: far from the red heads it feeds
+    "C3k2": "#7fcdbb",  # teal: far from the head it feeds
     "SPP": "#e7969c",
     "SPPF": "#de9ed6",
-    "C2PSA": "#bcbddc",
-    "MaxPool2d": "#d9f0a3",
+    "C2PSA": "#9e9ac8",
+    "MaxPool2d": "#dfc27d",
     "ZeroPad2d": "#f0f0f0",
-    "Upsample": "#dadaeb",
-    "Concat": "#e0e0e0",
+    "ConstantPad2d": "#f0f0f0",
+    "Upsample": "#d9f0a3",
+    "Concat": "#d9d9d9",
     "AnchorHead": "#fb6a4a",
-    "DetectHead": "#ef6548",
+    "DetectHead": "#e7298a",
 }
 _FALLBACK = ["#8dd3c7", "#ffffb3", "#bebada", "#80b1d3", "#b3de69", "#fccde5", "#ccebc5", "#ffed6f"]
 

@@ -428,7 +428,7 @@ def plot_report(report: dict, path: str | Path) -> None:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # no half images or half boxes
     fig.tight_layout()
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
             fig.savefig(tmp, dpi=110, format=Path(path).suffix[1:] or "png")
     finally:
         plt.close(fig)
