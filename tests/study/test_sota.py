@@ -301,8 +301,8 @@ def test_plot_title_names_the_table_and_overwrite_is_asked(tmp_path, capsys):
     assert "sourced row of yololab/study/sota_table.csv" in (out / "sota_detection.svg").read_text(encoding="utf-8")
 
 
-def _drawn(task: str):
-    """The detection figure of the shipped table, drawn (not saved): its axes, with text placed."""
+def _drawn(task: str, out: Path):
+    """The figure of ``task`` from the shipped table, drawn (not saved): its axes, with text placed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -316,19 +316,19 @@ def _drawn(task: str):
     import unittest.mock as mock
 
     with mock.patch.object(sota, "_save", keep):
-        sota.plot_task(rows, task, Path("unused"), formats=())
+        sota.plot_task(rows, task, out, formats=())
     fig: Figure = captured["fig"]
     FigureCanvasAgg(fig).draw()
     return fig, rows
 
 
 @pytest.mark.parametrize("task", ["detection", "video", "classification", "segmentation"])
-def test_figures_read_cleanly(task):
+def test_figures_read_cleanly(task, tmp_path):
     """No model name covers another name or a marker, no two tick labels collide, the best-so-far line reaches
     the last date, and the notes under the figure are as large as the tick labels."""
     from matplotlib.text import Text
 
-    fig, rows = _drawn(task)
+    fig, rows = _drawn(task, tmp_path)
     renderer = fig.canvas.get_renderer()
     ax_p, ax_s, ax_t = fig.axes[:3]
     for ax in (ax_p, ax_s, ax_t):
