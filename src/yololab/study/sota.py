@@ -697,8 +697,9 @@ def plot_task(rows: list[SotaRow], task: str, out_dir: str | os.PathLike, ours: 
     """
     import matplotlib
 
-    # stable SVG ids between runs, and text kept as text (searchable, smaller files)
-    with matplotlib.rc_context({"svg.hashsalt": "yololab-sota", "svg.fonttype": "none"}):
+    # stable SVG ids between runs, text kept as text (searchable, smaller files), and matplotlib's own font size
+    # whatever another library set globally (yolov5 sets 11), so the layout and the committed figures are stable
+    with matplotlib.rc_context({"svg.hashsalt": "yololab-sota", "svg.fonttype": "none", "font.size": 10}):
         return _plot_task(rows, task, Path(out_dir), ours, formats, source)
 
 
