@@ -12,6 +12,8 @@ from pathlib import Path
 from yololab._cli_group import FORMATTER, add_group, positive_int
 
 DIAGRAM_FORMATS = ("png", "svg", "mmd", "drawio")  # yololab.analysis.diagrams.FORMATS (a test keeps them equal)
+# yololab.analysis.blocks.BLOCKS (a test keeps them equal)
+DIAGRAM_BLOCKS = ("DarknetResidual", "C3", "C2f", "C3k2", "SPP", "SPPF", "C2PSA", "AnchorHead", "DetectHead")
 
 
 def register(subparsers) -> None:
@@ -46,12 +48,19 @@ def register(subparsers) -> None:
     p.set_defaults(func=_compare)
 
     p = commands.add_parser(
-        "diagram", help="Draw a model's architecture: PNG, SVG, Mermaid, draw.io.",
+        "diagram", help="Draw a model's architecture, or a block's inside: PNG, SVG, Mermaid, draw.io.",
         description="Trace NAME at --imgsz and draw one box per block in three columns (backbone, neck, "
                     "head), coloured by block type, with the data flow (skip and concat edges included) "
                     "and each block's output size and channels. Writes OUT/NAME.{png,svg,mmd,drawio}; "
-                    "the .drawio file opens in diagrams.net.", formatter_class=FORMATTER)
-    p.add_argument("names", nargs="+", metavar="NAME", help="model name(s), see `yololab models list`")
+                    "the .drawio file opens in diagrams.net. With --block, trace one block where a zoo model "
+                    "uses it and draw its inner graph: submodules, split / concat / add, pooling, attention, "
+                    "with shapes (OUT/BLOCK.*).", formatter_class=FORMATTER)
+    p.add_argument("names", nargs="*", metavar="NAME", help="model name(s), see `yololab models list`")
+    p.add_argument("--block", nargs="+", action="extend", default=[], metavar="BLOCK",
+                   help="block(s) to draw from the inside: " + ", ".join(DIAGRAM_BLOCKS) + ", or MODEL:LAYER "
+                        "(any block of a zoo model by its index in `yololab models summary MODEL`)")
+    p.add_argument("--side-by-side", action="append", default=[], metavar="BLOCK,BLOCK[,...]",
+                   help="also draw these blocks next to each other in OUT/BLOCK-BLOCK.{png,svg} (repeatable)")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS,
                    help="folder to write the diagrams into (created if needed)")
     p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels")
@@ -106,10 +115,24 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _diagram(args: argparse.Namespace) -> int:
-    from yololab.analysis.diagrams import write_diagrams
+    from yololab.analysis.diagrams import block_groups, parse_formats, write_block_diagrams, write_diagrams
+    from yololab.errors import YololabError
+    from yololab.models import model_info
 
-    for path in write_diagrams(args.names, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
-                               generations=args.generations):
+    if not (args.names or args.block or args.side_by_side):
+        raise YololabError("nothing to draw: give model NAME(s), --block BLOCK or --side-by-side BLOCK,BLOCK")
+    parse_formats(args.formats)  # everything is checked before the first file is written
+    block_groups(args.block, args.side_by_side)
+    for name in args.names:
+        model_info(name)  # an unknown model: an error naming the valid ones
+    written = []
+    if args.names:
+        written += write_diagrams(args.names, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
+                                  generations=args.generations)
+    if args.block or args.side_by_side:
+        written += write_block_diagrams(args.block, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
+                                        side_by_side=args.side_by_side)
+    for path in written:
         print(f"wrote {path}")
     return 0
 
