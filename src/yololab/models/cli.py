@@ -38,9 +38,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=_summary)
 
     p = commands.add_parser(
-        "compare", help="Comparison table of all models as CSV and Markdown.",
+        "compare", help="Comparison table of all models as CSV and Markdown, with COCO mAP beside cost.",
         description="Write a table of every model (version, backbone, neck, head, anchors, strides, input "
-                    "size, parameters, GFLOPs) as CSV at --out and as Markdown next to it (.md).",
+                    "size, parameters, GFLOPs, and the published COCO val2017 mAP50-95 at 640 with its source, "
+                    "read from yololab's SOTA table) as CSV at --out and as Markdown next to it (.md), whose "
+                    "'Accuracy beside cost' section sets mAP beside parameters and GFLOPs; at --imgsz 640 also "
+                    "a plot of mAP against GFLOPs and parameters (OUT-accuracy.png/.svg). Rerunning on an "
+                    "existing .md rewrites only its generated regions: text written around them is kept.",
         formatter_class=FORMATTER)
     p.add_argument("--out", default="runs/models/architectures.csv",
                    help="CSV file to write; the .md goes beside it (`make diagrams` writes docs/architectures.csv)")
@@ -105,12 +109,22 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from yololab.analysis.summary import compare_markdown, compare_records, write_compare, zoo_rows
+    from yololab.analysis.summary import (ACCURACY_IMGSZ, accuracy_plot_path, compare_markdown, compare_records,
+                                          write_compare, zoo_rows)
+    from yololab.study.sota import load_sota_table, packaged_table, zoo_accuracy
 
+    table = packaged_table()
     rows = zoo_rows(args.imgsz)
-    csv_path, md_path = write_compare(rows, Path(args.out))
-    print(compare_markdown(compare_records(rows)))
+    accuracy = zoo_accuracy(load_sota_table(table), [r.name for r in rows], table)
+    csv_path, md_path = write_compare(rows, Path(args.out), accuracy, table)
+    print(compare_markdown(compare_records(rows, accuracy)))
     print(f"wrote {csv_path} and {md_path}")
+    if args.imgsz == ACCURACY_IMGSZ:
+        from yololab.analysis.accuracy import plot_accuracy
+
+        png = accuracy_plot_path(csv_path)
+        for path in plot_accuracy(rows, accuracy, [png, png.with_suffix(".svg")]):
+            print(f"wrote {path}")
     return 0
 
 
