@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yololab.analysis.diagrams import _save_figure
+from yololab.analysis.diagrams import finish_figure
 from yololab.analysis.summary import ZooRow, _family_title
 
 GENERATION_COLORS = {"yolov3": "#7f7f7f", "yolov5": "#1f77b4", "yolov8": "#2ca02c", "yolo11": "#d62728"}
@@ -61,15 +61,8 @@ def plot_accuracy(rows: list[ZooRow], accuracy: dict, paths: list[Path], dpi: in
     axes[0].set_ylim(min(values) - 3, max(values) + 3)  # room for the labels above and below the lines
     axes[0].set_ylabel("COCO val2017 mAP50-95 at 640 (published)", fontsize=10)
     axes[0].legend(loc="lower right", fontsize=9, title="generation", title_fontsize=9)
-    fig.suptitle("Accuracy beside cost across four YOLO generations", fontsize=12, fontweight="bold")
-    fig.text(0.01, 0.01, "mAP: each release's published COCO val2017 figure (src/yololab/study/sota_table.csv, one "
+    return finish_figure(fig, "Accuracy beside cost across four YOLO generations",
+                         "mAP: each release's published COCO val2017 figure (src/yololab/study/sota_table.csv, one "
                          "row per model with its source); each checkpoint has its own training recipe.\n"
                          "Cost: one traced forward pass of yololab's model, equal in parameters to the reference "
-                         "(FLOPs counted as docs/architectures.md says).", fontsize=8, color="#444444")
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    try:
-        for p in paths:
-            _save_figure(fig, Path(p), dpi)
-    finally:
-        plt.close(fig)
-    return [Path(p) for p in paths]
+                         "(FLOPs counted as docs/architectures.md says).", paths, dpi, bottom=0.06, top=0.95)

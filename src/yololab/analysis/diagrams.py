@@ -487,6 +487,22 @@ def _save_figure(fig, path: Path, dpi: int) -> None:
                         metadata={"Date": None} if path.suffix == ".svg" else None)
 
 
+def finish_figure(fig, title: str, note: str, paths: list[Path], dpi: int, bottom: float, top: float) -> list[Path]:
+    """A figure's bold title and its footnote (where the numbers come from), tight layout, saved to every path
+    (atomically), closed. Returns the paths."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=12, fontweight="bold")
+    fig.text(0.01, 0.01, note, fontsize=8, color="#444444")
+    fig.tight_layout(rect=(0, bottom, 1, top))
+    try:
+        for p in paths:
+            _save_figure(fig, Path(p), dpi)
+    finally:
+        plt.close(fig)
+    return [Path(p) for p in paths]
+
+
 def render_matplotlib(lay: Layout, paths: list[Path], dpi: int = 150) -> None:
     import matplotlib
 

@@ -13,11 +13,12 @@ from yololab._cli_group import FORMATTER, add_group, positive_int
 
 DIAGRAM_FORMATS = ("png", "svg", "mmd", "drawio")  # yololab.analysis.diagrams.FORMATS (a test keeps them equal)
 # yololab.analysis.blocks.BLOCKS (a test keeps them equal)
+EXPLAIN_IDEAS = ("dfl",)  # yololab.analysis.explain.IDEAS (a test keeps them equal)
 DIAGRAM_BLOCKS = ("DarknetResidual", "C3", "C2f", "C3k2", "SPP", "SPPF", "C2PSA", "AnchorHead", "DetectHead")
 
 
 def register(subparsers) -> None:
-    commands = add_group(subparsers, "models", "The YOLO model zoo: list, summary, diagram, compare, convert-weights.",
+    commands = add_group(subparsers, "models", "The YOLO model zoo: list, summary, diagram, compare, explain, convert-weights.",
                          default_func=_list)
 
     p = commands.add_parser(
@@ -74,6 +75,17 @@ def register(subparsers) -> None:
     p.add_argument("--generations", action="store_true",
                    help="also draw all NAMEs side by side in OUT/generations.{png,svg}")
     p.set_defaults(func=_diagram)
+
+    p = commands.add_parser(
+        "explain", help="Pictures of the training ideas, computed by running our code: DFL.",
+        description="Draw a training idea the architecture notes explain, computed with yololab's own code. "
+                    "dfl: one box edge as a distribution over 16 bins (Distribution Focal Loss): 16 logits "
+                    "optimised with the DFL loss for a sharp and an ambiguous edge, their expectation computed by "
+                    "yololab.nn.blocks.DFL. Writes OUT/IDEA.{png,svg}.", formatter_class=FORMATTER)
+    p.add_argument("idea", choices=EXPLAIN_IDEAS, help="what to draw")
+    p.add_argument("--out", default="runs/models/explain", help="folder to write the figure into (created if needed)")
+    p.add_argument("--dpi", type=positive_int, default=150, help="resolution of the PNG")
+    p.set_defaults(func=_explain)
 
     p = commands.add_parser(
         "convert-weights", help="Convert Darknet / Ultralytics / yolov5 weights into a yololab checkpoint.",
@@ -147,6 +159,14 @@ def _diagram(args: argparse.Namespace) -> int:
         written += write_block_diagrams(args.block, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
                                         side_by_side=args.side_by_side)
     for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from yololab.analysis.explain import write_explain
+
+    for path in write_explain(args.idea, Path(args.out), dpi=args.dpi):
         print(f"wrote {path}")
     return 0
 
