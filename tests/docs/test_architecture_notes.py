@@ -2,6 +2,7 @@
 
 Checked here, without building any real weights:
 * every relative link into the repository resolves (source files, the other notes, SOTA table rows);
+* every block diagram is committed, current (its Mermaid text equals a fresh trace of the block) and embedded;
 * every class / function name a note quotes next to a link to one of our modules exists in that module;
 * every row of a note's scale table (depth, width, channel cap, widest layer, parameters, GFLOPs) equals
   what yololab builds and what `yololab models compare` wrote;
@@ -84,6 +85,28 @@ def test_generated_artefacts_linked_exist_when_built():
     for t in targets:
         if t.startswith("docs/diagrams/") and diagrams_built:
             assert (ROOT / t).exists(), f"a note links {t}, but docs/diagrams has no such file"
+
+
+def test_block_diagrams_are_current_committed_and_embedded():
+    """Every block of `yololab models diagram --block` has its four files under docs/diagrams/blocks, drawn from
+    today's code (the Mermaid text equals a fresh trace), and a note embeds or links it; so are the side-by-side
+    figures and the DFL picture; every link of docs/diagrams/README.md resolves."""
+    from yololab.analysis.blocks import BLOCKS, trace_zoo_block
+    from yololab.analysis.diagrams import to_mermaid
+
+    folder = ROOT / "docs" / "diagrams" / "blocks"
+    linked = {(NOTES_DIR / t).resolve() for note in NOTES + ["README.md"] for t in _local_links(_read(note))}
+    for name in BLOCKS:
+        assert all((folder / f"{name}.{ext}").is_file() for ext in ("png", "svg", "mmd", "drawio")), name
+        assert (folder / f"{name}.png").resolve() in linked, f"no note links the {name} diagram"
+        assert (folder / f"{name}.mmd").read_text(encoding="utf-8") == to_mermaid(trace_zoo_block(name)), \
+            f"docs/diagrams/blocks/{name}.mmd is stale: run `make diagrams`"
+    for figure in ("C3-C2f-C3k2", "SPP-SPPF", "AnchorHead-DetectHead"):
+        assert (folder / f"{figure}.svg").is_file() and (folder / f"{figure}.png").resolve() in linked, figure
+    assert (ROOT / "docs" / "diagrams" / "training" / "dfl.png").resolve() in linked
+    readme = ROOT / "docs" / "diagrams" / "README.md"
+    missing = [t for t in _local_links(readme.read_text(encoding="utf-8")) if not (readme.parent / t).exists()]
+    assert not missing, f"docs/diagrams/README.md links missing files {missing}"
 
 
 def _quoted_names_per_module(text: str) -> dict[str, set[str]]:
