@@ -19,14 +19,14 @@ def test_dfl_loss_equals_the_reference():
 
 
 def test_fitted_edge_expectation_lands_on_the_label_and_splits_when_ambiguous():
-    probs, path = fit_edge([5.3])
+    probs, path = fit_edge([5.3], steps=120)
     assert path[0] == 7.5  # equal logits: the middle of 0..15
     assert abs(path[-1] - 5.3) < 0.05 and set(probs.topk(2).indices.tolist()) == {5, 6}
     assert abs(probs[5].item() - 0.7) < 0.02 and abs(probs[6].item() - 0.3) < 0.02
     expectation = DFL(16)(probs.log().repeat(4)[None, :, None])[0, 0, 0].item()  # the layer the heads decode with
     assert abs(expectation - path[-1]) < 0.02
 
-    probs, path = fit_edge([4.2, 9.6])
+    probs, path = fit_edge([4.2, 9.6], steps=120)
     assert set(probs.topk(4).indices.tolist()) == {4, 5, 9, 10}  # two peaks, none between them
     assert probs[6:9].sum() < 0.01 and 4.2 < path[-1] < 9.6 and abs(path[-1] - (4.2 + 9.6) / 2) < 0.1
 

@@ -169,7 +169,8 @@ def trace_block(block: nn.Module, args: tuple, name: str, *, expand: tuple[str, 
             spatial.update(tuple(sh[2:]) for sh in shapes if len(sh) == 4)
         nodes.append(Node(index=index, path=path, group="", type=kind,
                           inputs=[producer.get(id(t)) for t in ins], in_shapes=[tuple(t.shape) for t in ins],
-                          out_shapes=shapes, params=params, flops=flops, title=title, subtitle=_shape_text(shapes, spatial)))
+                          out_shapes=shapes, params=params, flops=flops, title=title,
+                          subtitle=_shape_text(shapes, spatial)))
         register(outs, index)
 
     def enter() -> None:
@@ -348,7 +349,8 @@ def parse_block(text: str) -> tuple[str, BlockSpec]:
     if sep and layer.isdigit():
         return f"{model}-{layer}", BlockSpec(model, int(layer))
     raise YololabError(f"--block {text!r}: expected one of {', '.join(BLOCKS)} or MODEL:LAYER "
-                       f"(a zoo model and the index of one of its blocks, as `yololab models summary MODEL` lists them)")
+                       f"(a zoo model and the index of one of its blocks, as `yololab models summary MODEL` "
+                       f"lists them)")
 
 
 def _layer_inputs(model: nn.Module, target: nn.Module, imgsz: int) -> tuple:

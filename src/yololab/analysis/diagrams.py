@@ -336,8 +336,9 @@ def layout(trace: Trace, style: Style | None = None, colors: dict[str, str] | No
             forward = col[dst] > col[src]
             g1, g2 = (col[src], col[dst] - 1) if forward else (col[src] - 1, col[dst])
             channel_of[k] = channel
-            lane_of[k] = (g1, _free_lane(lanes[g1], *sorted((channel, port_y[(src, k)])), n_skip_lanes[g1], s.row * 0.75),
-                          g2, _free_lane(lanes[g2], *sorted((channel, port_y[(dst, k)])), n_skip_lanes[g2], s.row * 0.75))
+            span1, span2 = sorted((channel, port_y[(src, k)])), sorted((channel, port_y[(dst, k)]))
+            lane_of[k] = (g1, _free_lane(lanes[g1], *span1, n_skip_lanes[g1], s.row * 0.75),
+                          g2, _free_lane(lanes[g2], *span2, n_skip_lanes[g2], s.row * 0.75))
             continue
         lane_of[k] = (g, _free_lane(lanes[g], y1, y2, n_skip_lanes[g], s.row * 0.75))
 

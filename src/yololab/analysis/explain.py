@@ -37,7 +37,8 @@ def dfl_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(logp.gather(-1, left[:, None])[:, 0] * w_left + logp.gather(-1, left[:, None] + 1)[:, 0] * (1 - w_left))
 
 
-def fit_edge(targets: list[float], reg_max: int = 16, steps: int = 200, lr: float = 0.2) -> tuple[torch.Tensor, list[float]]:
+def fit_edge(targets: list[float], reg_max: int = 16, steps: int = 200,
+             lr: float = 0.2) -> tuple[torch.Tensor, list[float]]:
     """Optimise one edge's ``reg_max`` logits with the DFL loss averaged over ``targets`` (one label, or several
     for an ambiguous edge); start from equal logits, as the head's box bias (2.0 everywhere) starts. Returns the
     final probabilities and the expectation before every step and after the last; the last one is computed by

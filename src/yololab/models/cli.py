@@ -18,7 +18,8 @@ DIAGRAM_BLOCKS = ("DarknetResidual", "C3", "C2f", "C3k2", "SPP", "SPPF", "C2PSA"
 
 
 def register(subparsers) -> None:
-    commands = add_group(subparsers, "models", "The YOLO model zoo: list, summary, diagram, compare, explain, convert-weights.",
+    commands = add_group(subparsers, "models",
+                         "The YOLO model zoo: list, summary, diagram, compare, explain, convert-weights.",
                          default_func=_list)
 
     p = commands.add_parser(
