@@ -13,13 +13,17 @@ There is no Python reference package for it, so:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from yololab.detect.loss import DarknetLoss, LossHyp, build_loss
+from yololab.detect.autoanchor import apply_anchors
+from yololab.detect.loss import DarknetLoss, LossHyp, anchor_levels, build_loss
+from yololab.errors import ConfigError
 from yololab.models import build_model
+from yololab.models.darknet_cfg import DarknetNet
 
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 
@@ -189,3 +193,31 @@ def test_ignore_thresh_is_read(model):
     raw, truths = random_case(0)
     _, _, g = run(build_loss(model, LossHyp(ignore_thresh=1.0)), raw, truths)  # nothing ignored
     assert g[1][0, 2, 2, 1, 4] > 0
+
+
+DARKNET_CFG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "darknet" / "yolov3-tiny.cfg"
+
+
+def test_cfg_network_trains_with_the_same_loss(tmp_path):
+    """A network from Darknet's yolov3-tiny.cfg gets the Darknet loss, with the same anchors and value as the
+    zoo's yolov3-tiny; auto-anchor writes its [yolo] layers' buffers; masks that do not use each anchor once
+    (the original yolov3-tiny.cfg's 1,2,3) are refused."""
+    net = DarknetNet(DARKNET_CFG, num_classes=3)
+    zoo = build_model("yolov3-tiny", num_classes=3)
+    levels, strides = anchor_levels(net)
+    assert torch.equal(torch.stack(levels), zoo.head.anchors) and strides == [16, 32]
+    rng = np.random.default_rng(0)
+    raw = [rng.normal(0, 0.5, (2, 3, 96 // s, 96 // s, 8)) for s in (16, 32)]
+    truths = [[(0.3, 0.4, 0.2, 0.25, 0), (0.6, 0.5, 0.7, 0.6, 2)], [(0.7, 0.2, 0.05, 0.07, 1)]]
+    t1, _, g1 = run(build_loss(net), raw, truths)
+    t2, _, g2 = run(build_loss(zoo), raw, truths)
+    assert t1.item() == t2.item() and all(np.array_equal(a, b) for a, b in zip(g1, g2))
+
+    apply_anchors(net, torch.arange(1, 13, dtype=torch.float32).view(6, 2))
+    assert net.state_dict()[f"layers.{net.yolo_layers[0]}.anchors"].tolist() == [[1, 2], [3, 4], [5, 6]]
+
+    text = DARKNET_CFG.read_text()
+    cfg = tmp_path / "tiny-123.cfg"
+    cfg.write_text(text.replace("mask = 0,1,2", "mask = 1,2,3"))
+    with pytest.raises(ConfigError, match="must use each of the 6 anchors exactly once"):
+        build_loss(DarknetNet(cfg, num_classes=3))

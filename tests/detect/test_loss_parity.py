@@ -98,8 +98,16 @@ def check(tag: str, ours_total, ref_total, ours_parts: dict, ref_parts: dict, ou
     assert not bad, f"{tag}: relative differences above {TOL}: {bad}"
 
 
-def leaves(preds):
-    return [p.detach().clone().requires_grad_() for p in preds]
+def compare(tag: str, ours, ref, preds: list[torch.Tensor]) -> None:
+    """Run ``ours(preds)`` and ``ref(preds)`` (each -> total, parts dict) on copies of ``preds``, backpropagate
+    both totals and :func:`check` values and gradients."""
+    p1 = [p.detach().clone().requires_grad_() for p in preds]
+    p2 = [p.detach().clone().requires_grad_() for p in preds]
+    total, parts = ours(p1)
+    ref_total, ref_parts = ref(p2)
+    total.backward()
+    ref_total.backward()
+    check(tag, total, ref_total, parts, ref_parts, [p.grad for p in p1], [p.grad for p in p2])
 
 
 # --- YOLOv8 / YOLO11 against ultralytics 8.4.190 -------------------------------------------------------------
@@ -127,12 +135,7 @@ def v8_reference(criterion, preds, batch):
 def run_v8(name, ours_model, criterion, preds, batch, tag):
     loss = build_loss(ours_model)
     assert isinstance(loss, YOLOv8Loss)
-    p1, p2 = leaves(preds), leaves(preds)
-    total, parts = loss(p1, batch)
-    ref_total, ref_parts = v8_reference(criterion, p2, batch)
-    total.backward()
-    ref_total.backward()
-    check(f"{name} {tag}", total, ref_total, parts, ref_parts, [p.grad for p in p1], [p.grad for p in p2])
+    compare(f"{name} {tag}", lambda p: loss(p, batch), lambda p: v8_reference(criterion, p, batch), preds)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -163,22 +166,23 @@ def assigner_inputs(kind, h, w, bs, seed=0):
     na = len(points)
     dist = torch.rand(bs, na, 4, generator=g) * 4
     pd_bboxes = torch.cat((points - dist[..., :2], points + dist[..., 2:]), -1) * stride
-    pd_scores = torch.rand(bs, na, NC, generator=g)
+    pd_logits = torch.randn(bs, NC, na, generator=g)
     targets = batch_targets(make_batch(kind, h, w, bs, seed), NC, torch.device("cpu"))
     labels, xywh, valid = pad_targets(targets, bs)
     boxes = xywh2xyxy(xywh * torch.tensor([w, h, w, h]))
-    return pd_scores, pd_bboxes, points * stride, labels, boxes, valid
+    return pd_logits, pd_bboxes, points * stride, labels, boxes, valid
 
 
 @pytest.mark.parametrize("kind", ["crowded", "tiny"])
 def test_task_aligned_assigner_matches_ultralytics(kind):
     h, w, bs = 128, 160, 3
-    pd_scores, pd_bboxes, anc, labels, boxes, valid = assigner_inputs(kind, h, w, bs)
+    pd_logits, pd_bboxes, anc, labels, boxes, valid = assigner_inputs(kind, h, w, bs)
+    pd_scores = pd_logits.permute(0, 2, 1).sigmoid()  # what v8DetectionLoss gives its assigner
     ref = RefAssigner(topk=10, num_classes=NC, alpha=0.5, beta=6.0, stride=[8, 16, 32])
     mask_gt = valid[..., None].float()
     boxes_ref = boxes * mask_gt  # the reference pads with zeros
     _, rb, rs, rfg, _ = ref(pd_scores, pd_bboxes, anc, labels[..., None].float(), boxes_ref, mask_gt)
-    fg, lab, bb, sc = TaskAlignedAssigner(NC, topk=10, stride_val=16)(pd_scores, pd_bboxes, anc, labels, boxes, valid)
+    fg, lab, bb, sc = TaskAlignedAssigner(NC, topk=10, stride_val=16)(pd_logits, pd_bboxes, anc, labels, boxes, valid)
     assert torch.equal(fg, rfg)
     assert torch.equal(bb[fg], rb[rfg])
     dense = torch.zeros_like(rs)
@@ -192,7 +196,7 @@ def test_task_aligned_assigner_matches_ultralytics(kind):
         assert fg.any()
     # chunking the images (bounded memory) changes nothing
     small = TaskAlignedAssigner(NC, topk=10, stride_val=16, max_elements=1)
-    for a, b in zip(small(pd_scores, pd_bboxes, anc, labels, boxes, valid), (fg, lab, bb, sc)):
+    for a, b in zip(small(pd_logits, pd_bboxes, anc, labels, boxes, valid), (fg, lab, bb, sc)):
         assert torch.equal(a, b)
 
 
@@ -235,13 +239,12 @@ def run_v5(name, ours, ref, preds, batch, imgsz, label_smoothing, tag):
     assert isinstance(loss, YOLOv5Loss)
     criterion = v5_reference_loss(ref, imgsz, label_smoothing)
     targets = torch.cat((batch["batch_idx"][:, None], batch["cls"], batch["bboxes"]), 1)
-    p1, p2 = leaves(preds), leaves(preds)
-    total, parts = loss(p1, batch)
-    ref_total, ref_parts = criterion(p2, targets)
-    total.backward()
-    ref_total.backward()
-    ref_parts = dict(zip(("box_loss", "obj_loss", "cls_loss"), ref_parts.tolist()))
-    check(f"{name} {tag}", total, ref_total, parts, ref_parts, [p.grad for p in p1], [p.grad for p in p2])
+
+    def reference(p):
+        ref_total, ref_parts = criterion(p, targets)
+        return ref_total, dict(zip(("box_loss", "obj_loss", "cls_loss"), ref_parts.tolist()))
+
+    compare(f"{name} {tag}", lambda p: loss(p, batch), reference, preds)
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -209,24 +209,25 @@ class TaskAlignedAssigner:
         self.stride_val, self.eps, self.max_elements = stride_val, eps, max_elements
 
     @torch.no_grad()
-    def __call__(self, pd_scores: torch.Tensor, pd_bboxes: torch.Tensor, anc_points: torch.Tensor,
+    def __call__(self, pd_logits: torch.Tensor, pd_bboxes: torch.Tensor, anc_points: torch.Tensor,
                  gt_labels: torch.Tensor, gt_bboxes: torch.Tensor, valid: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Assign.
 
-        Args: ``pd_scores`` (B, A, nc) class probabilities; ``pd_bboxes`` (B, A, 4) predicted x1y1x2y2 and
-        ``anc_points`` (A, 2) anchor points, in pixels; ``gt_labels`` (B, n) long, ``gt_bboxes`` (B, n, 4)
-        x1y1x2y2 pixels and ``valid`` (B, n) bool as :func:`pad_targets` packs them (padding last).
+        Args: ``pd_logits`` (B, nc, A) class logits in the head's layout (probabilities are taken only of
+        the candidate pairs' classes); ``pd_bboxes`` (B, A, 4) predicted x1y1x2y2 and ``anc_points`` (A, 2)
+        anchor points, in pixels; ``gt_labels`` (B, n) long, ``gt_bboxes`` (B, n, 4) x1y1x2y2 pixels and
+        ``valid`` (B, n) bool as :func:`pad_targets` packs them (padding last).
 
         Returns ``fg`` (B, A) bool: positive anchors; ``labels`` (B, A) long, ``bboxes`` (B, A, 4) and
         ``scores`` (B, A): the assigned truth's class, box and the soft target of that class (0 off ``fg``).
         """
-        bs, na = pd_scores.shape[:2]
-        device = pd_scores.device
+        bs, na = pd_bboxes.shape[:2]
+        device = pd_bboxes.device
         fg = torch.zeros(bs, na, dtype=torch.bool, device=device)
         labels = torch.zeros(bs, na, dtype=torch.long, device=device)
         bboxes = torch.zeros(bs, na, 4, dtype=gt_bboxes.dtype, device=device)
-        scores = torch.zeros(bs, na, dtype=pd_scores.dtype, device=device)
+        scores = torch.zeros(bs, na, dtype=pd_bboxes.dtype, device=device)
         counts = valid.sum(1).tolist()
         start = 0
         while start < bs:  # chunks of consecutive images
@@ -238,7 +239,7 @@ class TaskAlignedAssigner:
             if max(counts[s]) > 0:
                 n = max(counts[s])
                 fg[s], labels[s], bboxes[s], scores[s] = self._assign(
-                    pd_scores[s], pd_bboxes[s], anc_points, gt_labels[s, :n], gt_bboxes[s, :n], valid[s, :n])
+                    pd_logits[s], pd_bboxes[s], anc_points, gt_labels[s, :n], gt_bboxes[s, :n], valid[s, :n])
             start = stop
         return fg, labels, bboxes, scores
 
@@ -252,13 +253,14 @@ class TaskAlignedAssigner:
         eps = self.eps
         return (x - lt[..., 0] > eps) & (y - lt[..., 1] > eps) & (rb[..., 0] - x > eps) & (rb[..., 1] - y > eps)
 
-    def _assign(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, valid):
+    def _assign(self, pd_logits, pd_bboxes, anc_points, gt_labels, gt_bboxes, valid):
         b, n = gt_labels.shape
         na = anc_points.shape[0]
         cand = self._candidates(anc_points, gt_bboxes) & valid[..., None]  # (b, n, A)
         bi, gi, ai = cand.nonzero(as_tuple=True)  # only candidate pairs are scored
         overlap = bbox_ciou(gt_bboxes[bi, gi], pd_bboxes[bi, ai]).clamp_(0)
-        align = pd_scores[bi, ai, gt_labels[bi, gi]].pow(self.alpha) * overlap.pow(self.beta)
+        score = pd_logits[bi, gt_labels[bi, gi], ai].sigmoid()
+        align = score.pow(self.alpha) * overlap.pow(self.beta)
         overlaps = torch.zeros(b, n, na, dtype=pd_bboxes.dtype, device=pd_bboxes.device)
         metric = torch.zeros(b, n, na, dtype=align.dtype, device=align.device)
         overlaps[bi, gi, ai] = overlap
@@ -269,8 +271,9 @@ class TaskAlignedAssigner:
         pos = torch.zeros_like(cand).scatter_(-1, topk, True) & cand
         # an anchor claimed by several truths goes to the one it overlaps most
         multi = pos.sum(1, keepdim=True) > 1  # (b, 1, A)
-        best = torch.zeros_like(pos).scatter_(1, overlaps.argmax(1, keepdim=True), True)
-        pos = torch.where(multi, best, pos)
+        if multi.any():
+            best = torch.zeros_like(pos).scatter_(1, overlaps.max(1, keepdim=True).indices, True)
+            pos = torch.where(multi, best, pos)
         fg, gt_idx = pos.to(torch.uint8).max(1)  # (b, A): positive?, which truth
 
         # soft targets: alignment normalised per truth to [0, its best IoU]

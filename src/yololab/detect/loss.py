@@ -100,8 +100,8 @@ class YOLOv5Loss:
       (``xy = 2 sigmoid - 0.5`` in the cell, ``wh = (2 sigmoid)^2 * anchor``);
     * objectness: BCE over every cell and anchor, the target of a matched one being its CIoU (detached, clamped
       at 0; ``gr = 1``), so confidence learns to predict box quality; weighted per level by ``balance``
-      [4.0, 1.0, 0.4] (small objects' fine levels have the most cells and rarely positive ones), for 2 levels
-      (YOLOv3-tiny) yolov5's fallback list's first two, [4.0, 1.0];
+      [4.0, 1.0, 0.4] (the finest level's mean runs over the most cells, nearly all negatives, so it is
+      weighed up), for 2 levels (YOLOv3-tiny) the first two of yolov5's fallback list, [4.0, 1.0];
     * class: BCE on the matched predictions against one-hot targets smoothed to (1 - eps/2, eps/2), only when
       there is more than one class.
 
@@ -272,7 +272,8 @@ class YOLOv8Loss:
         with _no_autocast(device):
             bs = preds[0].shape[0]
             flat = torch.cat([p.float().view(bs, self.no, -1) for p in preds], 2)
-            pred_dist, pred_scores = (x.permute(0, 2, 1).contiguous() for x in flat.split((4 * self.reg_max, self.nc), 1))
+            pred_dist, pred_scores = flat.split((4 * self.reg_max, self.nc), 1)  # (B, 4 * reg_max, A), (B, nc, A)
+            pred_dist = pred_dist.permute(0, 2, 1).contiguous()
             points, stride = make_anchors([p.shape[2:] for p in preds], self.strides, device=device)
             img_h, img_w = preds[0].shape[2] * self.strides[0], preds[0].shape[3] * self.strides[0]
 
@@ -286,13 +287,12 @@ class YOLOv8Loss:
             pred_boxes = torch.cat((points - dist[..., :2], points + dist[..., 2:]), -1)
 
             fg, labels, tboxes, tscores = self.assigner(
-                pred_scores.detach().sigmoid(), pred_boxes.detach() * stride, points * stride,
-                gt_labels, gt_xyxy, valid)
+                pred_scores.detach(), pred_boxes.detach() * stride, points * stride, gt_labels, gt_xyxy, valid)
             score_sum = tscores.sum().clamp(min=1)
             fb, fa = fg.nonzero(as_tuple=True)
             weight = tscores[fb, fa]
 
-            lcls = (F.softplus(pred_scores).sum() - (pred_scores[fb, fa, labels[fb, fa]] * weight).sum()) / score_sum
+            lcls = (F.softplus(pred_scores).sum() - (pred_scores[fb, labels[fb, fa], fa] * weight).sum()) / score_sum
             tbox = tboxes[fb, fa] / stride[fa]  # grid units of the anchor's level
             lbox = ((1.0 - bbox_ciou(pred_boxes[fb, fa], tbox)) * weight).sum() / score_sum
             ltrb = torch.cat((points[fa] - tbox[:, :2], tbox[:, 2:] - points[fa]), 1).clamp_(0, self.reg_max - 1 - 0.01)
@@ -336,8 +336,18 @@ def anchor_levels(model: nn.Module) -> tuple[list[torch.Tensor], list[int]]:
         raise ConfigError(f"{type(model).__name__} is anchor-free: it has no anchors")
     if isinstance(head, AnchorHead):
         return list(head.anchors.unbind(0)), list(head.strides)
-    layers = [head.layers[i] for i in head.yolo_layers]
-    return [layer.anchors for layer in layers], [head.specs[i].stride for i in head.yolo_layers]
+    # Darknet matches a truth against every anchor listed in the cfg (``num``), then each [yolo] layer takes
+    # those in its ``mask``; concatenating the layers' anchors is that list only if the masks use each once
+    masks = []
+    for i in head.yolo_layers:
+        sec = head.sections[1 + i]
+        mask = sec.options.get("mask")
+        masks += [int(v) for v in mask.split(",") if v.strip()] if mask else list(range(len(head.layers[i].anchors)))
+        listed = len([v for v in sec.options.get("anchors", "").split(",") if v.strip()]) // 2
+    if sorted(masks) != list(range(listed)):
+        raise ConfigError(f"{head.cfg_path}: the [yolo] masks {masks} must use each of the {listed} anchors exactly "
+                          "once for yololab's Darknet loss and auto-anchor")
+    return [head.layers[i].anchors for i in head.yolo_layers], [head.specs[i].stride for i in head.yolo_layers]
 
 
 def build_loss(model: nn.Module, hyp: LossHyp | Mapping | None = None, imgsz: int = 640
