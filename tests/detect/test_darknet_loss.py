@@ -189,6 +189,14 @@ def test_gradient_is_darknet_delta(model, seed):
     assert np.any(deltas[2][0, :, 1, 1, 4] > 0)  # (c) the big truth on the 3x3 level
 
 
+def test_zero_size_truth_is_left_out(model):
+    raw, truths = random_case(0)
+    _, parts, _ = run(build_loss(model), raw, truths)
+    truths[1].append((0.5, 0.5, 0.0, 0.1, 1))  # a zero-width label: Darknet's log(0) would be -inf
+    _, parts0, _ = run(build_loss(model), raw, truths)
+    assert {k: v.item() for k, v in parts.items()} == {k: v.item() for k, v in parts0.items()}
+
+
 def test_ignore_thresh_is_read(model):
     raw, truths = random_case(0)
     _, _, g = run(build_loss(model, LossHyp(ignore_thresh=1.0)), raw, truths)  # nothing ignored

@@ -184,6 +184,7 @@ class DarknetLoss:
         device = preds[0].device
         with _no_autocast(device):
             targets = batch_targets(batch, self.nc, device)
+            targets = targets[(targets[:, 4] > 0) & (targets[:, 5] > 0)]  # log(0) has no target; Darknet warns
             anchors = self.anchors().to(device, torch.float32)  # (nl, na, 2) pixels
             nl, na = anchors.shape[:2]
             bs = preds[0].shape[0]
