@@ -241,6 +241,26 @@ class DarknetLoss:
 # --- YOLOv8 / YOLO11 ----------------------------------------------------------------------------------------
 
 
+class _SoftplusSum(torch.autograd.Function):
+    """``F.softplus(x).sum()``, about twice as fast on CPUs where PyTorch's ``log1p`` is not vectorised (it is
+    not in 2.14 on x86: 8x slower than ``log``). softplus(x) = max(x, 0) + log1p(u), u = exp(-|x|), with
+    log1p(u) = log(w) u / (w - 1), w = 1 + u (Goldberg's identity: within 2 ulps, as accurate as log1p).
+    The gradient is sigmoid(x)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        u = x.abs().neg_().exp_()
+        w = u + 1
+        log1p = torch.where(w == 1, u, torch.log(w).mul_(u).div_(w - 1))
+        return x.clamp(min=0).sum() + log1p.sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.sigmoid(x) * grad
+
+
 class YOLOv8Loss:
     """YOLOv8 / YOLO11's loss, as Ultralytics 8.4.190 ``v8DetectionLoss`` (ultralytics/utils/loss.py) with
     its defaults (``tal_topk=10``, ``tal_topk2=None``, no class weights).
@@ -257,7 +277,7 @@ class YOLOv8Loss:
       four sides, x target, summed / S;
     * class: BCE of every class logit of every anchor against the soft targets, summed / S. Written as
       ``sum softplus(x) - sum over positives x * target`` (the same value and gradient as BCE) so that the
-      (B, A, nc) one-hot target tensor is never built.
+      (B, A, nc) target tensor is never built, with a faster softplus (:class:`_SoftplusSum`).
 
     Gains box 7.5, cls 0.5, dfl 1.5.
     """
@@ -293,7 +313,7 @@ class YOLOv8Loss:
             fb, fa = fg.nonzero(as_tuple=True)
             weight = tscores[fb, fa]
 
-            lcls = (F.softplus(pred_scores).sum() - (pred_scores[fb, labels[fb, fa], fa] * weight).sum()) / score_sum
+            lcls = (_SoftplusSum.apply(pred_scores) - (pred_scores[fb, labels[fb, fa], fa] * weight).sum()) / score_sum
             tbox = tboxes[fb, fa] / stride[fa]  # grid units of the anchor's level
             lbox = ((1.0 - bbox_ciou(pred_boxes[fb, fa], tbox)) * weight).sum() / score_sum
             ltrb = torch.cat((points[fa] - tbox[:, :2], tbox[:, 2:] - points[fa]), 1).clamp_(0, self.reg_max - 1 - 0.01)
