@@ -229,3 +229,23 @@ def test_cfg_network_trains_with_the_same_loss(tmp_path):
     cfg.write_text(text.replace("mask = 0,1,2", "mask = 1,2,3"))
     with pytest.raises(ConfigError, match="must use each of the 6 anchors exactly once"):
         build_loss(DarknetNet(cfg, num_classes=3))
+
+
+def test_ignore_iou_is_torchvision_box_iou_in_bounded_chunks():
+    """The ignore step's best IoU per prediction equals torchvision's box_iou image by image, however the batch
+    is chunked (max_elements=1: one image at a time), images without truths giving 0."""
+    from torchvision.ops import box_iou
+
+    from yololab.detect.assign import max_iou_per_box
+
+    g = torch.Generator().manual_seed(0)
+    xy, wh = torch.rand(3, 50, 2, generator=g) * 80, torch.rand(3, 50, 2, generator=g) * 30 + 1
+    boxes = torch.cat((xy, xy + wh), -1)
+    gxy, gwh = torch.rand(3, 4, 2, generator=g) * 80, torch.rand(3, 4, 2, generator=g) * 30 + 1
+    gt = torch.cat((gxy, gxy + gwh), -1)
+    valid = torch.tensor([[True, True, True, False], [False] * 4, [True, True, False, False]])
+    for budget in (1, 1 << 23):
+        best = max_iou_per_box(boxes, gt, valid, max_elements=budget)
+        for b in range(3):
+            want = box_iou(boxes[b], gt[b][valid[b]]).amax(1) if valid[b].any() else torch.zeros(50)
+            torch.testing.assert_close(best[b], want)

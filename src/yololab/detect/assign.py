@@ -13,6 +13,7 @@ per-image padded tensors (Ultralytics' layout).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torchvision.ops import box_convert, box_iou
@@ -60,6 +61,32 @@ def bbox_ciou(box1: torch.Tensor, box2: torch.Tensor, eps: float = 1e-7) -> torc
     with torch.no_grad():
         alpha = v / (1 - iou + v + eps)
     return iou - (rho2 / c2 + v * alpha)
+
+
+def image_chunks(counts: list[int], per_box: int, max_elements: int) -> Iterator[tuple[slice, int]]:
+    """Split a batch into runs of consecutive images whose pairwise tensors, (images, boxes, ``per_box``) padded
+    to the run's largest box count, hold at most ``max_elements`` (a single image may exceed it). Yields the run
+    and its largest box count; runs without boxes are left out."""
+    start = 0
+    while start < len(counts):
+        stop, n = start + 1, counts[start]
+        while stop < len(counts) and (stop + 1 - start) * max(n, counts[stop], 1) * per_box <= max_elements:
+            n = max(n, counts[stop])
+            stop += 1
+        if n:
+            yield slice(start, stop), n
+        start = stop
+
+
+def max_iou_per_box(boxes: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
+                    max_elements: int = 1 << 23) -> torch.Tensor:
+    """For every box (B, N, 4) the highest IoU with a valid truth of its own image (``gt`` (B, n, 4), ``valid``
+    (B, n)), 0 without one: (B, N). Images are processed in chunks (:func:`image_chunks`): bounded memory."""
+    best = torch.zeros(boxes.shape[:2], dtype=boxes.dtype, device=boxes.device)
+    for s, n in image_chunks(valid.sum(1).tolist(), boxes.shape[1], max_elements):
+        iou = box_iou_batched(boxes[s], gt[s, :n]).masked_fill_(~valid[s, None, :n], 0)
+        best[s] = iou.amax(2)
+    return best
 
 
 def box_iou_batched(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
@@ -228,19 +255,9 @@ class TaskAlignedAssigner:
         labels = torch.zeros(bs, na, dtype=torch.long, device=device)
         bboxes = torch.zeros(bs, na, 4, dtype=gt_bboxes.dtype, device=device)
         scores = torch.zeros(bs, na, dtype=pd_bboxes.dtype, device=device)
-        counts = valid.sum(1).tolist()
-        start = 0
-        while start < bs:  # chunks of consecutive images
-            stop, n = start + 1, max(counts[start], 1)
-            while stop < bs and (stop + 1 - start) * max(n, counts[stop]) * na <= self.max_elements:
-                n = max(n, counts[stop])
-                stop += 1
-            s = slice(start, stop)
-            if max(counts[s]) > 0:
-                n = max(counts[s])
-                fg[s], labels[s], bboxes[s], scores[s] = self._assign(
-                    pd_logits[s], pd_bboxes[s], anc_points, gt_labels[s, :n], gt_bboxes[s, :n], valid[s, :n])
-            start = stop
+        for s, n in image_chunks(valid.sum(1).tolist(), na, self.max_elements):
+            fg[s], labels[s], bboxes[s], scores[s] = self._assign(
+                pd_logits[s], pd_bboxes[s], anc_points, gt_labels[s, :n], gt_bboxes[s, :n], valid[s, :n])
         return fg, labels, bboxes, scores
 
     def _candidates(self, anc_points: torch.Tensor, gt_bboxes: torch.Tensor) -> torch.Tensor:

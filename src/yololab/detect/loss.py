@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from yololab.detect.assign import (TaskAlignedAssigner, batch_targets, bbox_ciou, box_iou_batched,
-                                   darknet_best_anchor, last_of_duplicates, pad_targets, xywh2xyxy,
-                                   yolov5_targets)
+from yololab.detect.assign import (TaskAlignedAssigner, batch_targets, bbox_ciou, darknet_best_anchor,
+                                   last_of_duplicates, max_iou_per_box, pad_targets, xywh2xyxy, yolov5_targets)
 from yololab.errors import ConfigError
 from yololab.nn.heads import AnchorHead, DetectHead, make_anchors
 
@@ -206,11 +205,7 @@ class DarknetLoss:
                     xy = (p[..., :2].sigmoid() + torch.stack((xv, yv), -1)) * stride
                     wh = p[..., 2:4].exp() * anchors[i].view(1, na, 1, 1, 2)
                     pred_xyxy = torch.cat((xy - wh / 2, xy + wh / 2), -1).view(bs, -1, 4)
-                    if valid.shape[1]:
-                        iou = box_iou_batched(pred_xyxy, gt_xyxy).masked_fill_(~valid[:, None], 0)
-                        negative = iou.amax(2).view(p.shape[:4]) <= self.ignore_thresh
-                    else:
-                        negative = torch.ones(p.shape[:4], dtype=torch.bool, device=device)
+                    negative = max_iou_per_box(pred_xyxy, gt_xyxy, valid).view(p.shape[:4]) <= self.ignore_thresh
                 # positives of this level, the last of several truths on one cell and anchor keeping the box
                 t = (best // na == i).nonzero(as_tuple=True)[0]
                 a = best[t] % na
