@@ -185,8 +185,7 @@ class DarknetLoss:
             targets = batch_targets(batch, self.nc, device)
             targets = targets[(targets[:, 4] > 0) & (targets[:, 5] > 0)]  # log(0) has no target; Darknet warns
             anchors = self.anchors().to(device, torch.float32)  # (nl, na, 2) pixels
-            nl, na = anchors.shape[:2]
-            bs = preds[0].shape[0]
+            na, bs = anchors.shape[1], preds[0].shape[0]
             img_h, img_w = preds[0].shape[2] * self.strides[0], preds[0].shape[3] * self.strides[0]
             size = torch.tensor([img_w, img_h, img_w, img_h], device=device, dtype=torch.float32)
             boxes_px = targets[:, 2:6] * size
@@ -220,9 +219,9 @@ class DarknetLoss:
                 lobj = lobj + (F.binary_cross_entropy_with_logits(p[..., 4], tobj, reduction="none") * weight).sum()
                 if len(t):
                     pl = p[b[last], a[last], gj[last], gi[last]]
-                    txy = gxy[last] - torch.stack((gi, gj), 1)[last].float()
+                    txy = (gxy - torch.stack((gi, gj), 1))[last]
                     twh = torch.log(boxes_px[t[last], 2:] / anchors[i, a[last]])
-                    scale = (2 - targets[t[last], 4] * targets[t[last], 5])[:, None]
+                    scale = (2 - targets[t[last], 4] * targets[t[last], 5])[:, None]  # normalised w * h
                     lbox = lbox + (scale * F.binary_cross_entropy_with_logits(pl[:, :2], txy, reduction="none")).sum() \
                         + (scale / 2 * (pl[:, 2:4] - twh) ** 2).sum()
                     # class targets: the union of the classes of the truths on each cell and anchor
