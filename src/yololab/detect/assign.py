@@ -294,8 +294,8 @@ class TaskAlignedAssigner:
         fg, gt_idx = pos.to(torch.uint8).max(1)  # (b, A): positive?, which truth
 
         # soft targets: alignment normalised per truth to [0, its best IoU]
-        metric *= pos
-        overlaps *= pos
+        metric.masked_fill_(~pos, 0)
+        overlaps.masked_fill_(~pos, 0)
         norm = (metric * overlaps.amax(-1, keepdim=True) / (metric.amax(-1, keepdim=True) + self.eps)).amax(1)
         labels = gt_labels.gather(1, gt_idx)
         bboxes = gt_bboxes.gather(1, gt_idx[..., None].expand(-1, -1, 4))

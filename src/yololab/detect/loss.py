@@ -235,24 +235,28 @@ class DarknetLoss:
 # --- YOLOv8 / YOLO11 ----------------------------------------------------------------------------------------
 
 
-class _SoftplusSum(torch.autograd.Function):
-    """``F.softplus(x).sum()``, about twice as fast on CPUs where PyTorch's ``log1p`` is not vectorised (it is
-    not in 2.14 on x86: 8x slower than ``log``). softplus(x) = max(x, 0) + log1p(u), u = exp(-|x|), with
-    log1p(u) = log(w) u / (w - 1), w = 1 + u (Goldberg's identity: within 2 ulps, as accurate as log1p).
-    The gradient is sigmoid(x)."""
+class _SparseBCE(torch.autograd.Function):
+    """Summed BCE-with-logits of ``logits`` against targets that are 0 except ``target`` (n,) at the positions
+    ``index`` (a tuple of n-long index tensors): ``sum softplus(x) - sum x[index] * target``, gradient
+    ``sigmoid(x) - t``, without building the dense target tensor.
+
+    softplus(x) = max(x, 0) + log1p(u), u = exp(-|x|), with log1p(u) = log(w) - ((w - 1) - u) / w, w = 1 + u
+    (the rounding of w corrected to first order; within 2e-7 relative, as ``F.softplus``): PyTorch 2.14's
+    ``log1p`` is not vectorised on x86 (8x slower than ``log``), so this is about three times as fast."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
+    def forward(ctx, x: torch.Tensor, target: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, target, *index)
         u = x.abs().neg_().exp_()
         w = u + 1
-        log1p = torch.where(w == 1, u, torch.log(w).mul_(u).div_(w - 1))
-        return x.clamp(min=0).sum() + log1p.sum()
+        log1p = torch.log(w).sub_((w - 1).sub_(u).div_(w))
+        return x.clamp(min=0).sum() + log1p.sum() - (x[index] * target).sum()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return torch.sigmoid(x) * grad
+    def backward(ctx, grad: torch.Tensor):
+        x, target, *index = ctx.saved_tensors
+        g = torch.sigmoid(x).index_put_(tuple(index), -target, accumulate=True)
+        return (g * grad, None) + (None,) * len(index)
 
 
 class YOLOv8Loss:
@@ -271,7 +275,7 @@ class YOLOv8Loss:
       four sides, x target, summed / S;
     * class: BCE of every class logit of every anchor against the soft targets, summed / S. Written as
       ``sum softplus(x) - sum over positives x * target`` (the same value and gradient as BCE) so that the
-      (B, A, nc) target tensor is never built, with a faster softplus (:class:`_SoftplusSum`).
+      (B, A, nc) target tensor is never built, with a faster softplus (:class:`_SparseBCE`).
 
     Gains box 7.5, cls 0.5, dfl 1.5.
     """
@@ -307,7 +311,7 @@ class YOLOv8Loss:
             fb, fa = fg.nonzero(as_tuple=True)
             weight = tscores[fb, fa]
 
-            lcls = (_SoftplusSum.apply(pred_scores) - (pred_scores[fb, labels[fb, fa], fa] * weight).sum()) / score_sum
+            lcls = _SparseBCE.apply(pred_scores, weight, fb, labels[fb, fa], fa) / score_sum
             tbox = tboxes[fb, fa] / stride[fa]  # grid units of the anchor's level
             lbox = ((1.0 - bbox_ciou(pred_boxes[fb, fa], tbox)) * weight).sum() / score_sum
             ltrb = torch.cat((points[fa] - tbox[:, :2], tbox[:, 2:] - points[fa]), 1).clamp_(0, self.reg_max - 1 - 0.01)
