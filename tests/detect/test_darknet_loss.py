@@ -44,6 +44,23 @@ def box_iou(a, b):  # box.c: boxes are (x, y, w, h)
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
+def delta_yolo_box(delta, x, truth, b, k, j, i, anchor, scale, lw, lh, net_w, net_h):
+    """delta_yolo_box: x, y towards the offset in the cell, w, h towards log(size / anchor), times scale."""
+    tx, ty = truth[0] * lw - i, truth[1] * lh - j
+    tw, th = math.log(truth[2] * net_w / anchor[0]), math.log(truth[3] * net_h / anchor[1])
+    for c, t in enumerate((tx, ty, tw, th)):
+        delta[b, k, j, i, c] = scale * (t - x[b, k, j, i, c])
+
+
+def delta_yolo_class(delta, out, b, k, j, i, class_id):
+    """delta_yolo_class: if this cell and anchor already has class deltas, only add this class."""
+    if delta[b, k, j, i, 5 + class_id]:
+        delta[b, k, j, i, 5 + class_id] = 1 - out[b, k, j, i, 5 + class_id]
+        return
+    for c in range(delta.shape[-1] - 5):
+        delta[b, k, j, i, 5 + c] = (1.0 if c == class_id else 0.0) - out[b, k, j, i, 5 + c]
+
+
 def darknet_deltas(raw, truths, anchors, masks, net_w, net_h, ignore_thresh=0.7):
     """``delta`` of every [yolo] layer, as forward_yolo_layer computes it.
 
@@ -51,28 +68,12 @@ def darknet_deltas(raw, truths, anchors, masks, net_w, net_h, ignore_thresh=0.7)
     normalised; anchors: flat list of all (w, h) in pixels; masks: per level the anchor indices it uses."""
     deltas = []
     for level, x in enumerate(raw):
-        bs, n, lh, lw, no = x.shape
+        bs, n, lh, lw, _ = x.shape
         out = x.copy()
         out[..., :2] = sigmoid(x[..., :2])  # Darknet activates x, y and objectness + classes, not w, h
         out[..., 4:] = sigmoid(x[..., 4:])
         delta = np.zeros_like(x)
         mask = masks[level]
-
-        def delta_box(truth, b, k, j, i, anchor, scale):
-            tx, ty = truth[0] * lw - i, truth[1] * lh - j
-            tw, th = math.log(truth[2] * net_w / anchor[0]), math.log(truth[3] * net_h / anchor[1])
-            delta[b, k, j, i, 0] = scale * (tx - out[b, k, j, i, 0])
-            delta[b, k, j, i, 1] = scale * (ty - out[b, k, j, i, 1])
-            delta[b, k, j, i, 2] = scale * (tw - out[b, k, j, i, 2])
-            delta[b, k, j, i, 3] = scale * (th - out[b, k, j, i, 3])
-
-        def delta_class(b, k, j, i, class_id):
-            if delta[b, k, j, i, 5 + class_id]:
-                delta[b, k, j, i, 5 + class_id] = 1 - out[b, k, j, i, 5 + class_id]
-                return
-            for c in range(no - 5):
-                delta[b, k, j, i, 5 + c] = (1.0 if c == class_id else 0.0) - out[b, k, j, i, 5 + c]
-
         for b in range(bs):
             for j in range(lh):
                 for i in range(lw):
@@ -95,9 +96,9 @@ def darknet_deltas(raw, truths, anchors, masks, net_w, net_h, ignore_thresh=0.7)
                 if best_n in mask:
                     k = mask.index(best_n)
                     i, j = int(t[0] * lw), int(t[1] * lh)
-                    delta_box(t, b, k, j, i, anchors[best_n], 2 - t[2] * t[3])
+                    delta_yolo_box(delta, out, t, b, k, j, i, anchors[best_n], 2 - t[2] * t[3], lw, lh, net_w, net_h)
                     delta[b, k, j, i, 4] = 1 - out[b, k, j, i, 4]
-                    delta_class(b, k, j, i, int(t[4]))
+                    delta_yolo_class(delta, out, b, k, j, i, int(t[4]))
         deltas.append(delta)
     return deltas
 

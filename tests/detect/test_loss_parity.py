@@ -89,8 +89,8 @@ def close(ours: float, ref: float) -> float:
 
 def check(tag: str, ours_total, ref_total, ours_parts: dict, ref_parts: dict, ours_grads, ref_grads) -> None:
     diffs = {"total": close(ours_total.item(), ref_total.item())}
-    for k in ref_parts:
-        diffs[k] = close(ours_parts[k].item(), float(ref_parts[k]))
+    for k, v in ref_parts.items():
+        diffs[k] = close(ours_parts[k].item(), float(v))
     diffs["grad"] = max(((a - b).abs().max() / b.abs().max().clamp(min=1e-12)).item()
                         for a, b in zip(ours_grads, ref_grads))
     print(f"PARITY {tag}: " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
@@ -268,7 +268,7 @@ def test_v5_loss_matches_on_model_output(v5_pair):
 @pytest.mark.parametrize("kind", ["crowded", "tiny"])
 def test_yolov5_targets_match_build_targets(v5_pair, kind):
     """Same matches, cells, box targets and classes, in the same order, as ``ComputeLoss.build_targets``."""
-    name, ours, ref = v5_pair
+    _, ours, ref = v5_pair
     h, w, bs = 128, 160, 4
     criterion = v5_reference_loss(ref, 160, 0.0)
     batch = make_batch(kind, h, w, bs)

@@ -166,7 +166,6 @@ def yolov5_targets(targets: torch.Tensor, anchors: torch.Tensor, nx: int, ny: in
     (the order decides which truth a cell shared by several keeps).
     """
     device = targets.device
-    na, nt = len(anchors), len(targets)
     gain = torch.tensor([nx, ny, nx, ny], device=device, dtype=targets.dtype)
     gxywh = targets[:, 2:6] * gain  # (nt, 4) grid units
     r = gxywh[None, :, 2:4] / anchors[:, None]  # (na, nt, 2) width and height ratios

@@ -23,7 +23,6 @@ and the box terms subtract nearby coordinates, which bf16 (8 significant bits) w
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 
