@@ -8,13 +8,11 @@ import io
 import logging
 import random
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yolov5
-from yolov5.models.yolo import Model as V5Model
+from helpers import yolov5_model
 from yolov5.utils.autoanchor import check_anchors as v5_check_anchors
 from yolov5.utils.autoanchor import kmean_anchors as v5_kmean_anchors
 from yolov5.utils.general import LOGGER as V5_LOGGER
@@ -71,8 +69,7 @@ def yolov5_log():
 
 @pytest.fixture()
 def v5_model():
-    with yolov5_log():
-        return V5Model(str(Path(yolov5.__file__).parent / "models" / "yolov5n.yaml"), nc=3)
+    return yolov5_model("yolov5n.yaml", nc=3)
 
 
 @pytest.mark.parametrize("size", [1.0, 0.15], ids=["good-fit", "poor-fit"])

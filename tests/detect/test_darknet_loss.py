@@ -13,11 +13,11 @@ There is no Python reference package for it, so:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import shared_data
 
 from yololab.detect.autoanchor import apply_anchors
 from yololab.detect.loss import DarknetLoss, LossHyp, anchor_levels, build_loss
@@ -204,14 +204,12 @@ def test_ignore_thresh_is_read(model):
     assert g[1][0, 2, 2, 1, 4] > 0
 
 
-DARKNET_CFG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "darknet" / "yolov3-tiny.cfg"
-
-
 def test_cfg_network_trains_with_the_same_loss(tmp_path):
     """A network from Darknet's yolov3-tiny.cfg gets the Darknet loss, with the same anchors and value as the
     zoo's yolov3-tiny; auto-anchor writes its [yolo] layers' buffers; masks that do not use each anchor once
     (the original yolov3-tiny.cfg's 1,2,3) are refused."""
-    net = DarknetNet(DARKNET_CFG, num_classes=3)
+    tiny_cfg = shared_data("darknet", "yolov3-tiny.cfg")
+    net = DarknetNet(tiny_cfg, num_classes=3)
     zoo = build_model("yolov3-tiny", num_classes=3)
     levels, strides = anchor_levels(net)
     assert torch.equal(torch.stack(levels), zoo.head.anchors) and strides == [16, 32]
@@ -225,7 +223,7 @@ def test_cfg_network_trains_with_the_same_loss(tmp_path):
     apply_anchors(net, torch.arange(1, 13, dtype=torch.float32).view(6, 2))
     assert net.state_dict()[f"layers.{net.yolo_layers[0]}.anchors"].tolist() == [[1, 2], [3, 4], [5, 6]]
 
-    text = DARKNET_CFG.read_text()
+    text = tiny_cfg.read_text()
     cfg = tmp_path / "tiny-123.cfg"
     cfg.write_text(text.replace("mask = 0,1,2", "mask = 1,2,3"))
     with pytest.raises(ConfigError, match="must use each of the 6 anchors exactly once"):

@@ -9,13 +9,11 @@ import contextlib
 import io
 import logging
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yolov5
-from yolov5.models.yolo import Model as V5Model
+from helpers import shared_data, yolov5_model
 from yolov5.utils.autoanchor import check_anchors as v5_check_anchors
 from yolov5.utils.general import LOGGER as V5_LOGGER
 
@@ -24,12 +22,9 @@ from yololab.detect.autoanchor import anchor_metrics, check_anchors, label_wh
 from yololab.detect.loss import DarknetLoss, YOLOv5Loss, YOLOv8Loss, build_loss
 from yololab.models import build_model
 
-COCO8 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco8" / "coco8.yaml"
-
-
 @pytest.fixture(scope="module")
 def train_set(tmp_path_factory):
-    return DetectionDataset(COCO8, "train", imgsz=160, augment=False, cache_dir=tmp_path_factory.mktemp("cache"),
+    return DetectionDataset(shared_data("coco8", "coco8.yaml"), "train", imgsz=160, augment=False, cache_dir=tmp_path_factory.mktemp("cache"),
                             verbose=False)
 
 
@@ -65,9 +60,9 @@ def test_autoanchor_on_the_loaders_labels_matches_yolov5(train_set):
     V5_LOGGER.addHandler(handler)
     level = V5_LOGGER.level
     V5_LOGGER.setLevel(logging.INFO)
+    ref = yolov5_model("yolov5n.yaml")
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            ref = V5Model(str(Path(yolov5.__file__).parent / "models" / "yolov5n.yaml"), nc=80)
             np.random.seed(0)
             jitter = np.random.uniform(0.9, 1.1, size=(len(Dataset.labels), 1))
             np.random.seed(0)

@@ -19,8 +19,6 @@ differences (lines starting ``PARITY``).
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +27,16 @@ import torch
 import ultralytics
 import yaml
 import yolov5
+from helpers import ultralytics_model, yolov5_model
 from ultralytics.cfg import get_cfg
-from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.tal import TaskAlignedAssigner as RefAssigner
-from yolov5.models.yolo import Model as V5Model
-from yolov5.utils.general import LOGGER as V5_LOGGER
 from yolov5.utils.loss import ComputeLoss
 
-from yololab.detect.assign import TaskAlignedAssigner, batch_targets, pad_targets, xywh2xyxy, yolov5_targets
+from yololab.detect.assign import TaskAlignedAssigner, batch_targets, pad_targets, yolov5_targets
 from yololab.detect.loss import YOLOv5Loss, YOLOv8Loss, build_loss
 from yololab.models import build_model
+from yololab.ops.boxes import cxcywh_to_xyxy
 
 NC = 3
 TOL = 1e-4
@@ -53,11 +50,6 @@ CASES = {
     "crowded-96x160": (96, 160, 3, "crowded"),
     "tiny-160": (160, 160, 2, "tiny"),
 }
-
-
-def quiet(fn, *args, **kwargs):
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return fn(*args, **kwargs)
 
 
 def make_batch(kind: str, h: int, w: int, bs: int, seed: int = 0) -> dict:
@@ -115,7 +107,7 @@ def compare(tag: str, ours, ref, preds: list[torch.Tensor]) -> None:
 
 @pytest.fixture(scope="module", params=["yolov8n", "yolo11n"])
 def v8_pair(request):
-    ref = quiet(DetectionModel, f"{request.param}.yaml", nc=NC, verbose=False)
+    ref = ultralytics_model(f"{request.param}.yaml", nc=NC)
     ref.args = get_cfg()  # Ultralytics' defaults: box 7.5, cls 0.5, dfl 1.5
     ours = build_model(request.param, num_classes=NC)
     assert ref.model[-1].stride.tolist() == ours.meta.strides
@@ -169,7 +161,7 @@ def assigner_inputs(kind, h, w, bs, seed=0):
     pd_logits = torch.randn(bs, NC, na, generator=g)
     targets = batch_targets(make_batch(kind, h, w, bs, seed), NC, torch.device("cpu"))
     labels, xywh, valid = pad_targets(targets, bs)
-    boxes = xywh2xyxy(xywh * torch.tensor([w, h, w, h]))
+    boxes = cxcywh_to_xyxy(xywh * torch.tensor([w, h, w, h]))
     return pd_logits, pd_bboxes, points * stride, labels, boxes, valid
 
 
@@ -209,12 +201,7 @@ V5_MODELS = {"yolov5n": ("yolov5n.yaml", {}), "yolov3": ("hub/yolov3.yaml", {"st
 @pytest.fixture(scope="module", params=list(V5_MODELS))
 def v5_pair(request):
     rel, kwargs = V5_MODELS[request.param]
-    level = V5_LOGGER.level
-    V5_LOGGER.setLevel("ERROR")
-    try:
-        ref = quiet(V5Model, str(Path(yolov5.__file__).parent / "models" / rel), nc=NC)
-    finally:
-        V5_LOGGER.setLevel(level)
+    ref = yolov5_model(rel, nc=NC)
     ours = build_model(request.param, num_classes=NC, **kwargs)
     m = ref.model[-1]
     assert m.stride.tolist() == ours.meta.strides

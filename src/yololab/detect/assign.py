@@ -16,17 +16,12 @@ import math
 from collections.abc import Iterator
 
 import torch
-from torchvision.ops import box_convert, box_iou
 
 from yololab.errors import DataError
+from yololab.ops.boxes import box_iou
 
 
-# --- boxes --------------------------------------------------------------------------------------------------
-
-
-def xywh2xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """(..., 4) centre-x, centre-y, width, height -> x1, y1, x2, y2."""
-    return box_convert(boxes, "cxcywh", "xyxy")
+# --- boxes (the formats and plain IoU are yololab.ops.boxes'; these two are the losses' own) ----------------
 
 
 def bbox_ciou(box1: torch.Tensor, box2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

@@ -31,9 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from yololab.detect.assign import (TaskAlignedAssigner, batch_targets, bbox_ciou, darknet_best_anchor,
-                                   last_of_duplicates, max_iou_per_box, pad_targets, xywh2xyxy, yolov5_targets)
+                                   last_of_duplicates, max_iou_per_box, pad_targets, yolov5_targets)
 from yololab.errors import ConfigError
 from yololab.nn.heads import AnchorHead, DetectHead, make_anchors
+from yololab.ops.boxes import cxcywh_to_xyxy
 
 Parts = dict[str, torch.Tensor]
 
@@ -128,7 +129,7 @@ class YOLOv5Loss:
                     pxy, pwh, _, pcls = p[b, a, gj, gi].split((2, 2, 1, self.nc), 1)
                     pxy = pxy.sigmoid() * 2 - 0.5
                     pwh = (pwh.sigmoid() * 2) ** 2 * (anchors[i, a] / self.head.strides[i])
-                    iou = bbox_ciou(xywh2xyxy(torch.cat((pxy, pwh), 1)), xywh2xyxy(tbox))
+                    iou = bbox_ciou(cxcywh_to_xyxy(torch.cat((pxy, pwh), 1)), cxcywh_to_xyxy(tbox))
                     lbox = lbox + (1.0 - iou).mean()
                     # a cell several truths match keeps the last one's IoU, as yolov5 (sort_obj_iou=False)
                     last = last_of_duplicates(((b * na + a) * ny + gj) * nx + gi)
@@ -190,7 +191,7 @@ class DarknetLoss:
             boxes_px = targets[:, 2:6] * size
             best = darknet_best_anchor(boxes_px[:, 2:], anchors.view(-1, 2))
             _, gt_xywh, valid = pad_targets(targets, bs)
-            gt_xyxy = xywh2xyxy(gt_xywh * size)
+            gt_xyxy = cxcywh_to_xyxy(gt_xywh * size)
             lbox = lobj = lcls = torch.zeros((), device=device)
             for i, p in enumerate(preds):
                 p = p.float()
@@ -297,7 +298,7 @@ class YOLOv8Loss:
 
             targets = batch_targets(batch, self.nc, device)
             gt_labels, gt_xywh, valid = pad_targets(targets, bs)
-            gt_xyxy = xywh2xyxy(gt_xywh * torch.tensor([img_w, img_h, img_w, img_h], device=device))
+            gt_xyxy = cxcywh_to_xyxy(gt_xywh * torch.tensor([img_w, img_h, img_w, img_h], device=device))
 
             # decode: expected distance of each side (grid units) -> x1y1x2y2 in grid units
             proj = torch.arange(self.reg_max, dtype=torch.float32, device=device)
