@@ -12,50 +12,15 @@ per-image padded tensors (Ultralytics' layout).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
 
 from yololab.errors import DataError
-from yololab.ops.boxes import box_iou
+from yololab.ops.boxes import batched_box_iou, box_iou, ciou
 
 
-# --- boxes (the formats and plain IoU are yololab.ops.boxes'; these two are the losses' own) ----------------
-
-
-def bbox_ciou(box1: torch.Tensor, box2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Complete IoU (Zheng et al. 2020) of box pairs (..., 4) in x1, y1, x2, y2, broadcast -> (...,).
-
-    CIoU = IoU - d^2 / c^2 - alpha * v: d is the distance between the centres, c the diagonal of the smallest
-    enclosing box, v = 4 / pi^2 (atan(w2/h2) - atan(w1/h1))^2 measures the aspect-ratio mismatch and
-    alpha = v / (1 - IoU + v) weighs it (a constant for the gradient, as in the paper).
-
-    Written out rather than taken from ``torchvision.ops.complete_box_iou_loss`` because the references place
-    eps differently and the task-aligned assigner ranks candidates by this value, so a last-bit difference can
-    swap the 10th and 11th candidate: this follows Ultralytics' ``bbox_iou(xywh=False, CIoU=True)``
-    (ultralytics/utils/metrics.py) operation for operation, eps added to both heights and to the union.
-    torchvision adds eps to neither height (a zero height divides by zero) and computes the intersection by
-    masked indexing. yolov5's ``bbox_iou(CIoU=True)`` (yolov5/utils/metrics.py, used on xywh boxes) adds no eps
-    to the heights and writes alpha as v / (v - iou + (1 + eps)); the difference from this function is
-    O(eps / h), below 1e-5 relative for boxes of a hundredth of a grid cell and more (the parity tests check it).
-    """
-    b1_x1, b1_y1, b1_x2, b1_y2 = box1.unbind(-1)
-    b2_x1, b2_y1, b2_x2, b2_y2 = box2.unbind(-1)
-    w1, h1 = b1_x2 - b1_x1, b1_y2 - b1_y1 + eps
-    w2, h2 = b2_x2 - b2_x1, b2_y2 - b2_y1 + eps
-    inter = (b1_x2.minimum(b2_x2) - b1_x1.maximum(b2_x1)).clamp_(0) * (
-        b1_y2.minimum(b2_y2) - b1_y1.maximum(b2_y1)).clamp_(0)
-    union = w1 * h1 + w2 * h2 - inter + eps
-    iou = inter / union
-    cw = b1_x2.maximum(b2_x2) - b1_x1.minimum(b2_x1)  # smallest enclosing box
-    ch = b1_y2.maximum(b2_y2) - b1_y1.minimum(b2_y1)
-    c2 = cw.pow(2) + ch.pow(2) + eps
-    rho2 = ((b2_x1 + b2_x2 - b1_x1 - b1_x2).pow(2) + (b2_y1 + b2_y2 - b1_y1 - b1_y2).pow(2)) / 4
-    v = (4 / math.pi**2) * ((w2 / h2).atan() - (w1 / h1).atan()).pow(2)
-    with torch.no_grad():
-        alpha = v / (1 - iou + v + eps)
-    return iou - (rho2 / c2 + v * alpha)
+# --- the best IoU of each box, in bounded memory ------------------------------------------------------------
 
 
 def image_chunks(counts: list[int], per_box: int, max_elements: int) -> Iterator[tuple[slice, int]]:
@@ -79,22 +44,9 @@ def max_iou_per_box(boxes: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
     (B, n)), 0 without one: (B, N). Images are processed in chunks (:func:`image_chunks`): bounded memory."""
     best = torch.zeros(boxes.shape[:2], dtype=boxes.dtype, device=boxes.device)
     for s, n in image_chunks(valid.sum(1).tolist(), boxes.shape[1], max_elements):
-        iou = box_iou_batched(boxes[s], gt[s, :n]).masked_fill_(~valid[s, None, :n], 0)
+        iou = batched_box_iou(boxes[s], gt[s, :n]).masked_fill_(~valid[s, None, :n], 0)
         best[s] = iou.amax(2)
     return best
-
-
-def box_iou_batched(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-    """Plain IoU of every pair within each image: (B, N, 4) x (B, M, 4) x1y1x2y2 -> (B, N, M).
-
-    ``torchvision.ops.box_iou`` without a batch dimension (which would also pair boxes of different images)."""
-    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
-    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
-    lt = torch.maximum(boxes1[:, :, None, :2], boxes2[:, None, :, :2])
-    rb = torch.minimum(boxes1[:, :, None, 2:], boxes2[:, None, :, 2:])
-    wh = (rb - lt).clamp_(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area1[:, :, None] + area2[:, None, :] - inter)
 
 
 # --- ground truth -------------------------------------------------------------------------------------------
@@ -269,7 +221,7 @@ class TaskAlignedAssigner:
         na = anc_points.shape[0]
         cand = self._candidates(anc_points, gt_bboxes) & valid[..., None]  # (b, n, A)
         bi, gi, ai = cand.nonzero(as_tuple=True)  # only candidate pairs are scored
-        overlap = bbox_ciou(gt_bboxes[bi, gi], pd_bboxes[bi, ai]).clamp_(0)
+        overlap = ciou(gt_bboxes[bi, gi], pd_bboxes[bi, ai]).clamp_(0)
         score = pd_logits[bi, gt_labels[bi, gi], ai].sigmoid()
         align = score.pow(self.alpha) * overlap.pow(self.beta)
         overlaps = torch.zeros(b, n, na, dtype=pd_bboxes.dtype, device=pd_bboxes.device)

@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from yololab.detect.assign import (TaskAlignedAssigner, batch_targets, bbox_ciou, darknet_best_anchor,
+from yololab.detect.assign import (TaskAlignedAssigner, batch_targets, darknet_best_anchor,
                                    last_of_duplicates, max_iou_per_box, pad_targets, yolov5_targets)
 from yololab.errors import ConfigError
 from yololab.nn.heads import AnchorHead, DetectHead, make_anchors
-from yololab.ops.boxes import cxcywh_to_xyxy
+from yololab.ops.boxes import ciou, cxcywh_to_xyxy
 
 Parts = dict[str, torch.Tensor]
 
@@ -129,7 +129,7 @@ class YOLOv5Loss:
                     pxy, pwh, _, pcls = p[b, a, gj, gi].split((2, 2, 1, self.nc), 1)
                     pxy = pxy.sigmoid() * 2 - 0.5
                     pwh = (pwh.sigmoid() * 2) ** 2 * (anchors[i, a] / self.head.strides[i])
-                    iou = bbox_ciou(cxcywh_to_xyxy(torch.cat((pxy, pwh), 1)), cxcywh_to_xyxy(tbox))
+                    iou = ciou(cxcywh_to_xyxy(torch.cat((pxy, pwh), 1)), cxcywh_to_xyxy(tbox))
                     lbox = lbox + (1.0 - iou).mean()
                     # a cell several truths match keeps the last one's IoU, as yolov5 (sort_obj_iou=False)
                     last = last_of_duplicates(((b * na + a) * ny + gj) * nx + gi)
@@ -313,7 +313,7 @@ class YOLOv8Loss:
 
             lcls = _SparseBCE.apply(pred_scores, weight, fb, labels[fb, fa], fa) / score_sum
             tbox = tboxes[fb, fa] / stride[fa]  # grid units of the anchor's level
-            lbox = ((1.0 - bbox_ciou(pred_boxes[fb, fa], tbox)) * weight).sum() / score_sum
+            lbox = ((1.0 - ciou(pred_boxes[fb, fa], tbox)) * weight).sum() / score_sum
             ltrb = torch.cat((points[fa] - tbox[:, :2], tbox[:, 2:] - points[fa]), 1).clamp_(0, self.reg_max - 1 - 0.01)
             ldfl = (self.dfl(pred_dist[fb, fa].view(-1, 4, self.reg_max), ltrb) * weight).sum() / score_sum
 
