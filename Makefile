@@ -32,9 +32,14 @@ install: $(RUNTIME)
 demo: $(RUNTIME)
 	$(BIN)/yololab demo --out runs/demo --overwrite
 
-# regenerate the architecture diagrams, the comparison table and the SOTA figures under docs/ from the code
+# regenerate the architecture and block diagrams, the comparison table with its accuracy section and plot, the
+# training-idea figures and the SOTA figures under docs/ from the code (--overwrite: this target is how they change)
+BLOCKS := DarknetResidual C3 C2f C3k2 SPP SPPF C2PSA AnchorHead DetectHead
 docs: $(RUNTIME)
 	$(BIN)/yololab models diagram yolov3 yolov5s yolov8s yolo11s --out docs/diagrams --generations --overwrite
+	$(BIN)/yololab models diagram --block $(BLOCKS) --out docs/diagrams/blocks \
+		--side-by-side C3,C2f,C3k2 --side-by-side SPP,SPPF --side-by-side AnchorHead,DetectHead --overwrite
+	$(BIN)/yololab models explain dfl --out docs/diagrams/training --overwrite
 	$(BIN)/yololab models compare --out docs/architectures.csv --overwrite
 	$(BIN)/yololab sota plot --out docs/figures --overwrite
 

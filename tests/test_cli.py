@@ -65,7 +65,9 @@ def test_numeric_options_are_validated_before_any_work(capsys):
 
 
 def test_cli_choices_match_the_implementations():
+    from yololab.analysis.blocks import BLOCKS
     from yololab.analysis.diagrams import FORMATS
+    from yololab.analysis.explain import IDEAS
     from yololab.data import cli as data_cli
     from yololab.data.download import DATASETS
     from yololab.data.formats import READERS, WRITERS
@@ -75,6 +77,8 @@ def test_cli_choices_match_the_implementations():
     from yololab.study.sota import METRICS
 
     assert models_cli.DIAGRAM_FORMATS == FORMATS
+    assert models_cli.DIAGRAM_BLOCKS == tuple(BLOCKS)
+    assert models_cli.EXPLAIN_IDEAS == IDEAS
     assert set(data_cli.CONVERT_FROM) == set(READERS) and set(data_cli.CONVERT_TO) == set(WRITERS)
     assert set(data_cli.DOWNLOADS) == set(DATASETS)
     assert list(data_cli.SHAPES) == CLASSES

@@ -40,6 +40,14 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["models", "diagram", "yolov8n", "--out", "{tmp}/d", "--formats", "gif"], "unknown format(s) gif"),
         (["models", "diagram", "YOLOv9", "--out", "{tmp}/d"], "unknown model 'YOLOv9'"),
         (["models", "diagram", "yolov8n", "--out", "{old_diagrams}"], "yolov8n.png exists; pass --overwrite"),
+        (["models", "diagram", "--block", "C4", "--out", "{tmp}/d"], "--block 'C4': expected one of"),
+        (["models", "diagram", "--side-by-side", "C3", "--out", "{tmp}/d"], "expected at least two comma-separated"),
+        (["models", "diagram", "--out", "{tmp}/d"], "nothing to draw"),
+        (["models", "diagram", "--block", "SPPF", "--out", "{old_diagrams}"], "SPPF.svg exists; pass --overwrite"),
+        (["models", "explain", "dfl", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["models", "explain", "gfl"], "invalid choice: 'gfl'"),
+        (["models", "explain", "dfl", "--dpi", "0"], "argument --dpi: expected a positive integer, got 0"),
+        (["models", "explain", "dfl", "--out", "{old_diagrams}"], "dfl.png exists (and 1 more"),
         (["models", "convert-weights", "{file}", "{empty}", "--force"], "is a folder, expected a file name"),
         (["models", "convert-weights", "{tmp}/missing.pt", "{tmp}/out.pt"], "missing.pt does not exist"),
         (["models", "convert-weights", "{file}", "{tmp}/out.pt"], "not a weights file this tool knows"),
@@ -108,6 +116,7 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "mine.txt").write_text("a user's file\n")
     for name in ("old.csv", "old.md", "old.json", "old.png", "old.pt", "old_diagrams/yolov8n.png",
+                 "old_diagrams/SPPF.svg", "old_diagrams/dfl.png", "old_diagrams/dfl.svg",
                  "old_figures/sota_detection.png", "old_demo/models.txt", "old_demo/yolov8n.png",
                  "old_demo/summary_yolov8n.txt", "old_demo/yolov8n.svg", "old_demo/yolov8n.mmd",
                  "old_demo/yolov8n.drawio", "old_demo/architectures.csv", "old_demo/architectures.md",

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 
-from yololab._cli_group import (FORMATTER, add_group, add_overwrite, input_file, output_dir, output_file,
-                                positive_int, refuse_to_replace)
+from yololab._cli_group import (FORMATTER, UsageError, add_group, add_overwrite, input_file, output_dir,
+                                output_file, positive_int, refuse_to_replace)
 
 DIAGRAM_FORMATS = ("png", "svg", "mmd", "drawio")  # yololab.analysis.diagrams.FORMATS (a test keeps them equal)
+# yololab.analysis.blocks.BLOCKS (a test keeps them equal)
+EXPLAIN_IDEAS = ("dfl",)  # yololab.analysis.explain.IDEAS (a test keeps them equal)
+DIAGRAM_BLOCKS = ("DarknetResidual", "C3", "C2f", "C3k2", "SPP", "SPPF", "C2PSA", "AnchorHead", "DetectHead")
 
 
 def register(subparsers) -> None:
-    commands = add_group(subparsers, "models", "The YOLO model zoo: list, summary, diagram, compare, convert-weights.",
+    commands = add_group(subparsers, "models",
+                         "The YOLO model zoo: list, summary, diagram, compare, explain, convert-weights.",
                          default_func=_list)
 
     p = commands.add_parser(
@@ -36,23 +40,34 @@ def register(subparsers) -> None:
     p.set_defaults(func=_summary)
 
     p = commands.add_parser(
-        "compare", help="Comparison table of all models as CSV and Markdown.",
+        "compare", help="Comparison table of all models as CSV and Markdown, with COCO mAP beside cost.",
         description="Write a table of every model (version, backbone, neck, head, anchors, strides, input "
-                    "size, parameters, GFLOPs) as CSV at --out and as Markdown next to it (.md).",
+                    "size, parameters, GFLOPs, and the published COCO val2017 mAP50-95 at 640 with its source, "
+                    "read from yololab's SOTA table) as CSV at --out and as Markdown next to it (.md), whose "
+                    "'Accuracy beside cost' section sets mAP beside parameters and GFLOPs; at --imgsz 640 also "
+                    "a plot of mAP against GFLOPs and parameters (OUT-accuracy.png/.svg). Rerunning on an "
+                    "existing .md rewrites only its generated regions: text written around them is kept.",
         formatter_class=FORMATTER)
     p.add_argument("--out", type=output_file(".csv"), default="runs/models/architectures.csv",
                    help="CSV file to write; the .md goes beside it (`make docs` writes docs/architectures.csv)")
     p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels for the GFLOPs")
-    add_overwrite(p, "the CSV and Markdown files")
+    add_overwrite(p, "the CSV and Markdown files and the accuracy plot")
     p.set_defaults(func=_compare)
 
     p = commands.add_parser(
-        "diagram", help="Draw a model's architecture: PNG, SVG, Mermaid, draw.io.",
+        "diagram", help="Draw a model's architecture, or a block's inside: PNG, SVG, Mermaid, draw.io.",
         description="Trace NAME at --imgsz and draw one box per block in three columns (backbone, neck, "
                     "head), coloured by block type, with the data flow (skip and concat edges included) "
                     "and each block's output size and channels. Writes OUT/NAME.{png,svg,mmd,drawio}; "
-                    "the .drawio file opens in diagrams.net.", formatter_class=FORMATTER)
-    p.add_argument("names", nargs="+", metavar="NAME", help="model name(s), see `yololab models list`")
+                    "the .drawio file opens in diagrams.net. With --block, trace one block where a zoo model "
+                    "uses it and draw its inner graph: submodules, split / concat / add, pooling, attention, "
+                    "with shapes (OUT/BLOCK.*).", formatter_class=FORMATTER)
+    p.add_argument("names", nargs="*", metavar="NAME", help="model name(s), see `yololab models list`")
+    p.add_argument("--block", nargs="+", action="extend", default=[], metavar="BLOCK",
+                   help="block(s) to draw from the inside: " + ", ".join(DIAGRAM_BLOCKS) + ", or MODEL:LAYER "
+                        "(any block of a zoo model by its index in `yololab models summary MODEL`)")
+    p.add_argument("--side-by-side", action="append", default=[], metavar="BLOCK,BLOCK[,...]",
+                   help="also draw these blocks next to each other in OUT/BLOCK-BLOCK.{png,svg} (repeatable)")
     p.add_argument("--out", type=output_dir, required=True,
                    help="folder to write the diagrams into (created if needed)")
     p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels")
@@ -63,6 +78,19 @@ def register(subparsers) -> None:
                    help="also draw all NAMEs side by side in OUT/generations.{png,svg}")
     add_overwrite(p, "diagram files")
     p.set_defaults(func=_diagram)
+
+    p = commands.add_parser(
+        "explain", help="Pictures of the training ideas, computed by running our code: DFL.",
+        description="Draw a training idea the architecture notes explain, computed with yololab's own code. "
+                    "dfl: one box edge as a distribution over 16 bins (Distribution Focal Loss): 16 logits "
+                    "optimised with the DFL loss for a sharp and an ambiguous edge, their expectation computed by "
+                    "yololab.nn.blocks.DFL. Writes OUT/IDEA.{png,svg}.", formatter_class=FORMATTER)
+    p.add_argument("idea", choices=EXPLAIN_IDEAS, help="what to draw")
+    p.add_argument("--out", type=output_dir, default="runs/models/explain",
+                   help="folder to write the figure into (created if needed)")
+    p.add_argument("--dpi", type=positive_int, default=150, help="resolution of the PNG")
+    add_overwrite(p, "the figure")
+    p.set_defaults(func=_explain)
 
     p = commands.add_parser(
         "convert-weights", help="Convert Darknet / Ultralytics / yolov5 weights into a yololab checkpoint.",
@@ -108,24 +136,55 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from yololab.analysis.summary import compare_markdown, compare_records, write_compare, zoo_rows
+    from yololab.analysis.summary import (ACCURACY_IMGSZ, accuracy_plot_path, compare_markdown, compare_records,
+                                          write_compare, zoo_rows)
+    from yololab.study.sota import load_sota_table, packaged_table, zoo_accuracy
 
-    refuse_to_replace([args.out, args.out.with_suffix(".md")], args.overwrite)
+    plot = accuracy_plot_path(args.out)
+    refuse_to_replace([args.out, args.out.with_suffix(".md")]
+                      + ([plot, plot.with_suffix(".svg")] if args.imgsz == ACCURACY_IMGSZ else []), args.overwrite)
+    table = packaged_table()
     rows = zoo_rows(args.imgsz)
-    csv_path, md_path = write_compare(rows, args.out)
-    print(compare_markdown(compare_records(rows)))
+    accuracy = zoo_accuracy(load_sota_table(table), [r.name for r in rows], table)
+    csv_path, md_path = write_compare(rows, args.out, accuracy, table)
+    print(compare_markdown(compare_records(rows, accuracy)))
     print(f"wrote {csv_path} and {md_path}")
+    if args.imgsz == ACCURACY_IMGSZ:
+        from yololab.analysis.accuracy import plot_accuracy
+
+        png = accuracy_plot_path(csv_path)
+        for path in plot_accuracy(rows, accuracy, [png, png.with_suffix(".svg")]):
+            print(f"wrote {path}")
     return 0
 
 
 def _diagram(args: argparse.Namespace) -> int:
-    from yololab.analysis.diagrams import diagram_paths, write_diagrams
+    from yololab.analysis.diagrams import block_diagram_paths, diagram_paths, write_block_diagrams, write_diagrams
     from yololab.models.registry import resolve_name
 
-    names = [resolve_name(n) for n in args.names]
-    refuse_to_replace(diagram_paths(names, args.out, args.formats, args.generations), args.overwrite)
-    for path in write_diagrams(names, args.out, ",".join(args.formats), imgsz=args.imgsz, dpi=args.dpi,
-                               generations=args.generations):
+    if not (args.names or args.block or args.side_by_side):
+        raise UsageError("nothing to draw: give model NAME(s), --block BLOCK or --side-by-side BLOCK,BLOCK")
+    names = [resolve_name(n) for n in args.names]  # everything is checked before the first file is written
+    refuse_to_replace(diagram_paths(names, args.out, args.formats, args.generations)
+                      + block_diagram_paths(args.block, args.out, args.formats, args.side_by_side), args.overwrite)
+    formats = ",".join(args.formats)
+    written = []
+    if names:
+        written += write_diagrams(names, args.out, formats, imgsz=args.imgsz, dpi=args.dpi,
+                                  generations=args.generations)
+    if args.block or args.side_by_side:
+        written += write_block_diagrams(args.block, args.out, formats, imgsz=args.imgsz, dpi=args.dpi,
+                                        side_by_side=args.side_by_side)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from yololab.analysis.explain import write_explain
+
+    refuse_to_replace([args.out / f"{args.idea}.{f}" for f in ("png", "svg")], args.overwrite)
+    for path in write_explain(args.idea, args.out, dpi=args.dpi):
         print(f"wrote {path}")
     return 0
 

@@ -807,3 +807,29 @@ def plot_sota(rows: list[SotaRow], out_dir: str | os.PathLike, ours: list[OursRo
     for task in tasks or present:
         written += plot_task(rows, task, out_dir, ours=ours, formats=formats)
     return written
+
+
+# ----------------------------------------------------------------------------------------------
+# the zoo's accuracy
+
+
+ZOO_PROTOCOL = ("COCO", "val2017", "box_AP")  # the protocol of `yololab models compare`'s mAP column
+
+
+def zoo_accuracy(rows: list[SotaRow], names: list[str], path: str | os.PathLike = PACKAGED_TABLE) -> dict[str, SotaRow]:
+    """The published COCO val2017 box mAP50-95 at 640 of every model in ``names`` (zoo names such as ``yolov8n``):
+    the one row whose model is that name (case aside), on that protocol, with "640" in its notes.
+
+    ``yololab models compare`` reads the mAP column from here, so a figure has one home: this table. A model
+    without exactly one such row is a DataError naming it and ``path``.
+    """
+    found = {}
+    for name in names:
+        matches = [r for r in rows if r.model.lower() == name.lower() and r.protocol == ZOO_PROTOCOL
+                   and re.search(r"\b640\b", r.notes)]
+        if len(matches) != 1:
+            where = ", ".join(f"line {r.line}" for r in matches)
+            raise DataError(f"{path}: {len(matches)} rows ({where or 'none'}) give {name}'s COCO val2017 box_AP "
+                            f"at 640 (model '{name}', 640 in the notes); expected exactly one")
+        found[name] = matches[0]
+    return found
