@@ -14,17 +14,16 @@ scales each image by a random factor in [0.9, 1.1] (training's scale augmentatio
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from yololab.detect.loss import anchor_levels
 from yololab.errors import DataError
+from yololab.progress import progress
 
 
 def label_wh(labels: Sequence[np.ndarray], shapes: np.ndarray, imgsz: int,
@@ -109,7 +108,7 @@ def kmean_anchors(wh: torch.Tensor, n: int, thr: float = 4.0, gen: int = 1000, s
     k = (kmeans(wh / s, n, generator=g) * s).double().numpy()
     f = anchor_fitness(wh, torch.from_numpy(k).float(), thr)
     shape, mp, sigma = k.shape, 0.9, 0.1  # mutation probability and sigma
-    bar = tqdm(range(gen), desc="auto-anchor: evolving", disable=not (verbose and sys.stderr.isatty()))
+    bar = progress(range(gen), desc="auto-anchor: evolving", enabled=verbose)
     for _ in bar:
         v = np.ones(shape)
         while (v == 1).all():  # mutate until something changes
