@@ -27,7 +27,14 @@ import argparse
 import difflib
 from pathlib import Path
 
-from yololab.engine.config import AMP_MODES, CHANNELS_LAST, FIELDS, OPTIMIZERS, SCHEDULERS, TrainConfig
+from yololab.engine.config import (
+    AMP_MODES,
+    CHANNELS_LAST,
+    FIELDS,
+    OPTIMIZERS,
+    SCHEDULERS,
+    TrainConfig,
+)
 from yololab.errors import ConfigError
 
 CHOICES = {"optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "amp": AMP_MODES, "channels_last": CHANNELS_LAST}

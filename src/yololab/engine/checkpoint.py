@@ -26,9 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from yololab.checkpoint.native import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    load_checkpoint,
+    model_build_kwargs,
+)
 from yololab.errors import WeightsError
 from yololab.fileio import write_bytes_atomic
-from yololab.checkpoint.native import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, model_build_kwargs
 
 TRAIN_KEYS = ("optimizer", "epoch", "batch", "step", "config", "rng", "history")
 

@@ -36,16 +36,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from yololab.engine import checkpoint, dist, logs
 from yololab.engine.config import TrainConfig
 from yololab.engine.ema import ModelEMA
-from yololab.engine.hardware import cpu_has_native_bf16, describe, resolve_amp, select_device
+from yololab.engine.hardware import (
+    cpu_has_native_bf16,
+    describe,
+    resolve_amp,
+    select_device,
+)
 from yololab.engine.optim import build_optimizer
 from yololab.engine.schedule import Schedule
 from yololab.engine.task import Task
 from yololab.errors import ConfigError, WeightsError, YololabError
+from yololab.progress import progress
 
 # settings a resumed run takes from the command line; all others come from the checkpoint
 FROM_COMMAND_LINE = ("resume", "device", "workers")
@@ -272,8 +277,8 @@ class Trainer:
             self.meter = EpochMeter()
         self.net.train()
         weighting = task.accumulate_reduction
-        pbar = tqdm(total=nb, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                    disable=not (self.is_main and sys.stderr.isatty()), dynamic_ncols=True)
+        pbar = progress(total=nb, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                        enabled=self.is_main, dynamic_ncols=True)
         self._epoch_t0, self._epoch_samples0 = time.time(), self.meter.samples
         window_end, i, pending = first, first - 1, False
         for i, batch in itertools.islice(enumerate(loader), first, None):
