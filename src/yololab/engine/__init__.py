@@ -1,4 +1,4 @@
-"""The training engine: one loop for every task (see docs/engine.md).
+"""The training engine: one loop for every task (see docs/design.md, "The training engine").
 
 A task subclasses :class:`Task`; ``Trainer(task, cfg).fit()`` trains it. This package knows no task.
 Its names load lazily, so that ``yololab.engine.args`` (standard library only) can be imported by a

@@ -70,7 +70,7 @@ def select_device(spec: str | None, local_rank: int = -1) -> torch.device:
         indices = [int(i) for i in spec.split(",")]
         if len(indices) > 1 and local_rank < 0:
             raise ConfigError(f"device={spec} names {len(indices)} GPUs: launch one process per GPU with "
-                              f"torchrun --nproc_per_node {len(indices)} ... (see docs/engine.md)")
+                              f"torchrun --nproc_per_node {len(indices)} ... (see docs/design.md, 'The training engine')")
         if local_rank >= len(indices):
             raise ConfigError(f"device={spec} lists {len(indices)} GPUs but this is local rank {local_rank}")
         index = indices[max(local_rank, 0)]

@@ -20,7 +20,7 @@ from yololab.engine.optim import auto_optimizer, default_param_groups
 
 class Task:
     name = "task"  # run folders default to runs/<name>/<run name>
-    # How gradients of an accumulation window combine (see docs/engine.md):
+    # How gradients of an accumulation window combine (see docs/design.md, "The training engine"):
     #   "mean": the engine backpropagates loss / window_length, so a batch-mean loss gives the mean over
     #           the nominal batch (and over all processes): identical to one big batch;
     #   "sum":  the loss is backpropagated as returned, times the number of processes: gradients add up
