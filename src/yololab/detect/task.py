@@ -260,10 +260,12 @@ class DetectionTask(Task):
         from yololab.detect.val import validate
 
         return validate(model, self.val_dataset(), batch=self.cfg.batch * 2, conf=VAL_CONF, iou=VAL_IOU,
-                        max_det=VAL_MAX_DET, device=self.device, autocast=False, workers=min(self.cfg.workers, 2),
+                        max_det=VAL_MAX_DET, device=self.device, workers=min(self.cfg.workers, 2),
                         save_dir=save_dir, plots=plots, progress=progress, names=list(self.data_cfg.names))
 
     def validate(self, model: nn.Module) -> dict[str, float]:
+        if getattr(model, "meta", None) is None:  # validate() scores zoo detectors; best.pt then by the loss
+            return {}
         result = self._validate(model, None, plots=False, progress=False)
         return {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
 
@@ -273,6 +275,8 @@ class DetectionTask(Task):
 
         best = run_dir / "weights" / "best.pt"
         model = trainer.ema.module if trainer.ema else trainer.net
+        if getattr(model, "meta", None) is None:
+            return []
         if best.is_file():
             model.load_state_dict(load_checkpoint(best)["state_dict"])
         model.eval()
