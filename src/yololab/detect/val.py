@@ -47,7 +47,9 @@ class ValResult:
     speed_ms: dict[str, float]  # preprocess / inference / postprocess, per image
     predictions: list[dict] = field(default_factory=list, repr=False)  # COCO results, original-image pixels
     ground_truth: dict = field(default_factory=dict, repr=False)  # the COCO ground truth they were scored on
-    detections: dict = field(default_factory=dict, repr=False)  # correct (N, 10), conf, pred_cls, target_cls
+    # every detection: correct (N, 10) at IoU 0.50:0.95, ignored (in an ignore region), conf, pred_cls; and the
+    # classes of the boxes, target_cls (M,)
+    detections: dict = field(default_factory=dict, repr=False)
     curves: F1Curves | None = field(default=None, repr=False)
     coco: CocoEval | None = field(default=None, repr=False)
     confusion: ConfusionMatrix | None = field(default=None, repr=False)
@@ -115,15 +117,17 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
     finally:
         model.train(was_training)
 
-    correct, scores, pred_cls, target_cls = (np.concatenate(x) for x in zip(*stats))  # a dataset has >= 1 image
-    curves = f1_curves(correct[:, 0], scores, pred_cls, target_cls)
+    correct, ignored, scores, pred_cls, target_cls = (np.concatenate(x) for x in zip(*stats))  # >= 1 image
+    kept = ~ignored
+    curves = f1_curves(correct[kept, 0], scores[kept], pred_cls[kept], target_cls)
     coco = coco_eval(gt, results)
     metrics = _metrics(curves, coco)
     result = ValResult(
         metrics=metrics, per_class=_per_class(curves, coco, gt, names),
         speed_ms=dict(zip(("preprocess", "inference", "postprocess"), (1e3 * times / max(seen, 1)).tolist())),
         predictions=results, ground_truth=gt, curves=curves, coco=coco, confusion=confusion,
-        detections={"correct": correct, "conf": scores, "pred_cls": pred_cls, "target_cls": target_cls})
+        detections={"correct": correct, "ignored": ignored, "conf": scores, "pred_cls": pred_cls,
+                    "target_cls": target_cls})
     if plots and save_dir is not None:
         from yololab.detect.plots import plot_validation
 
@@ -146,13 +150,13 @@ def _boxes_by_image(gt: dict) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def _score_image(det: Detections, truth, confusion: ConfusionMatrix):
-    """One image's (correct, scores, classes) of the detections not ignored, and the classes of its boxes."""
+    """One image's detections as (correct, ignored, scores, classes), and the classes of its boxes."""
     gt_boxes, gt_cls, ignore = truth if truth is not None else (np.zeros((0, 4)), np.zeros(0, np.int64), None)
     boxes, scores, classes = det.boxes.double().numpy(), det.scores.numpy(), det.classes.numpy()
     correct, ignored = correct_detections(boxes, classes, gt_boxes, gt_cls, ignore)
     kept = ~ignored
     confusion.update(boxes[kept], scores[kept], classes[kept], gt_boxes, gt_cls)
-    return correct[kept], scores[kept], classes[kept], gt_cls
+    return correct, ignored, scores, classes, gt_cls
 
 
 def _metrics(curves: F1Curves, coco: CocoEval) -> dict[str, float]:
@@ -174,3 +178,40 @@ def _per_class(curves: F1Curves, coco: CocoEval, gt: dict, names: list[str]) -> 
              "precision": float(p[k]), "recall": float(r[k]), "AP50": float(coco.ap50[c]),
              "AP50-95": float(coco.ap[c])}
             for k, (c, n) in enumerate(zip(curves.classes, curves.instances))]
+
+
+def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgsz: int = 640, batch: int = 32,
+                 device: str = "cpu", model: str | None = None, verbose: bool = True
+                 ) -> tuple[nn.Module, DetectionDataset, torch.device]:
+    """(model in eval mode on the device, validation dataset with rect batches, device) for scoring ``weights``
+    on ``data``'s ``split``. Refuses, naming the file: a bad data.yaml or split, weights for another class count,
+    an image size that is not a multiple of the model's stride, an unknown device."""
+    from yololab.checkpoint.convert import infer_model
+    from yololab.data.dataset import DEFAULT_CACHE_DIR
+    from yololab.data.yolo import load_data_yaml
+    from yololab.engine.hardware import select_device
+    from yololab.errors import DataError, WeightsError
+    from yololab.models import build_model
+
+    cfg = load_data_yaml(data)
+    if split not in cfg.splits:
+        raise DataError(f"{cfg.yaml_path}: no split '{split}' (has {', '.join(cfg.splits)})")
+    try:
+        name, file_nc, kwargs = infer_model(weights)
+    except WeightsError:
+        if model is None:
+            raise
+        name, file_nc, kwargs = model, None, {}
+    if model is not None and model != name:
+        name, kwargs = model, {}
+    if file_nc is not None and file_nc != cfg.num_classes:
+        raise WeightsError(f"{weights}: the weights predict {file_nc} classes, {cfg.yaml_path} has "
+                           f"{cfg.num_classes}; score them on a dataset with their classes")
+    dev = select_device(device)
+    net = build_model(name, num_classes=cfg.num_classes, weights=weights, **kwargs)
+    stride = max(net.meta.strides)
+    if imgsz % stride:
+        raise ConfigError(f"imgsz {imgsz} is not a multiple of {name}'s largest stride {stride}")
+    dataset = DetectionDataset(cfg, split, imgsz=imgsz, augment=False, rect=True, batch_size=batch, stride=stride,
+                               cache_dir=DEFAULT_CACHE_DIR, verbose=verbose)
+    return net.to(dev).eval(), dataset, dev
