@@ -97,6 +97,23 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["sota", "plot", "--ours", "{tmp}/ours.csv"], "ours.csv does not exist"),
         (["sota", "plot", "--tasks", "cooking"], "invalid choice: 'cooking'"),
     ],
+    "detect": [
+        (["train", "--data", "{coco8}", "--imgsz", "0"], "argument --imgsz: expected a positive integer, got 0"),
+        (["train", "--data", "{coco8}", "batch=0"], "batch=0: expected a positive integer"),
+        (["train", "--data", "{coco8}", "--imgsz", "100"], "imgsz=100: must be a multiple of yolov8n's largest stride"),
+        (["train", "--data", "{tmp}/no.yaml"], "no.yaml: data yaml does not exist"),
+        (["train", "--data", "{file}"], "expected a mapping with keys path/train/val/names"),
+        (["train", "epochs=3"], "--data is required (a data.yaml), or --resume RUN"),
+        (["train", "--data", "{coco8}", "--device", "cpu,1"], "device="),
+        (["train", "--data", "{coco8}", "lr=0.1"], "unknown setting 'lr'; did you mean"),
+        (["train", "--data", "{coco8}", "--bogus", "1"], "unknown option --bogus"),
+        (["train", "--data", "{coco8}", "--mosaic", "2"], "argument --mosaic: expected a number in [0, 1], got 2.0"),
+        (["train", "--data", "{coco8}", "--model", "yolov9"], "unknown model 'yolov9'"),
+        (["train", "--data", "{coco8}", "--weights", "{file}"], "not a weights file this tool knows"),
+        (["train", "--data", "{coco8}", "--weights", "{tmp}/missing.pt"], "missing.pt does not exist"),
+        (["train", "--resume", "{tmp}/missing"], "cannot resume"),
+        (["train", "--resume", "{old_pt}"], "not a readable yololab checkpoint"),
+    ],
     "demo": [
         (["demo", "--out", "{file}"], "exists and is a file, expected a folder"),
         (["demo", "--model", "yolov9"], "unknown model 'yolov9'"),
@@ -167,7 +184,7 @@ def test_every_group_and_command_has_rows():
         for command in (subs[0].choices if subs else {}):
             assert (name, command) in covered, f"no bad-input row for `yololab {name} {command}`"
         if not subs:
-            assert any(argv[0] == name for argv, _ in BAD_INPUT[name]), name
+            assert any(argv[0] == name for rows in BAD_INPUT.values() for argv, _ in rows), name  # `yololab train`
 
 
 @pytest.mark.parametrize("argv, expected", [
