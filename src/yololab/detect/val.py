@@ -135,8 +135,8 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
     return result
 
 
-def _boxes_by_image(gt: dict) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """image id -> (boxes x1 y1 x2 y2, classes, ignore-region boxes) in original pixels, from the COCO dict."""
+def _boxes_by_image(gt: dict) -> dict[int, tuple[np.ndarray, ...]]:
+    """image id -> (boxes x1 y1 x2 y2, classes, ignore-region boxes, their classes) in original pixels."""
     per: dict[int, list] = {}
     for a in gt["annotations"]:
         per.setdefault(a["image_id"], []).append(a)
@@ -145,15 +145,16 @@ def _boxes_by_image(gt: dict) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndar
         xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], np.float64).reshape(-1, 4)
         crowd = np.array([bool(a.get("iscrowd")) for a in anns])
         cls = np.array([a["category_id"] - 1 for a in anns], np.int64)
-        out[i] = xyxy[~crowd], cls[~crowd], xyxy[crowd]
+        out[i] = xyxy[~crowd], cls[~crowd], xyxy[crowd], cls[crowd]
     return out
 
 
 def _score_image(det: Detections, truth, confusion: ConfusionMatrix):
     """One image's detections as (correct, ignored, scores, classes), and the classes of its boxes."""
-    gt_boxes, gt_cls, ignore = truth if truth is not None else (np.zeros((0, 4)), np.zeros(0, np.int64), None)
+    gt_boxes, gt_cls, ignore, ignore_cls = truth if truth is not None else (np.zeros((0, 4)), np.zeros(0, np.int64),
+                                                                            None, None)
     boxes, scores, classes = det.boxes.double().numpy(), det.scores.numpy(), det.classes.numpy()
-    correct, ignored = correct_detections(boxes, classes, gt_boxes, gt_cls, ignore)
+    correct, ignored = correct_detections(boxes, classes, gt_boxes, gt_cls, ignore, ignore_cls)
     kept = ~ignored
     confusion.update(boxes[kept], scores[kept], classes[kept], gt_boxes, gt_cls)
     return correct, ignored, scores, classes, gt_cls
@@ -196,6 +197,7 @@ def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgs
     cfg = load_data_yaml(data)
     if split not in cfg.splits:
         raise DataError(f"{cfg.yaml_path}: no split '{split}' (has {', '.join(cfg.splits)})")
+    dev = select_device(device)
     try:
         name, file_nc, kwargs = infer_model(weights)
     except WeightsError:
@@ -207,7 +209,6 @@ def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgs
     if file_nc is not None and file_nc != cfg.num_classes:
         raise WeightsError(f"{weights}: the weights predict {file_nc} classes, {cfg.yaml_path} has "
                            f"{cfg.num_classes}; score them on a dataset with their classes")
-    dev = select_device(device)
     net = build_model(name, num_classes=cfg.num_classes, weights=weights, **kwargs)
     stride = max(net.meta.strides)
     if imgsz % stride:
