@@ -100,10 +100,10 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
         for k, b in enumerate(progress_bar(loader, enabled=progress, desc="val", unit="batch")):
             t0 = time.perf_counter()
             img = b["img"].to(device, non_blocking=True).float().div_(255)
-            t1 = time.perf_counter()
+            t1 = _synchronized(device)
             with autocast():
                 out = model(img)
-            t2 = time.perf_counter()
+            t2 = _synchronized(device)
             dets = postprocess(out.float().cpu(), model.meta.anchor_based, conf=conf, iou=iou, max_det=max_det)
             for det, f, shape, (gain, pad) in zip(dets, b["im_file"], b["ori_shape"], b["ratio_pad"]):
                 orig = to_image(det, gain, pad, shape)
@@ -133,6 +133,13 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
 
         result.plots = plot_validation(Path(save_dir), result, names, drawn)
     return result
+
+
+def _synchronized(device: str | torch.device) -> float:
+    """The time once the device has finished its queued work (CUDA runs asynchronously)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def _boxes_by_image(gt: dict) -> dict[int, tuple[np.ndarray, ...]]:
