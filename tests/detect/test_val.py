@@ -171,7 +171,7 @@ def test_matching_and_best_f1_equal_ultralytics(seed):
         assert not ignored.any()
         stats.append((ours, scores, classes, gt_cls))
     correct, conf, pred_cls, target_cls = (np.concatenate(x) for x in zip(*stats))
-    _, _, p, r, f1, ap, classes, p_curve, r_curve, f1_curve, _, _ = ap_per_class(correct, conf, pred_cls, target_cls)
+    _, _, p, r, f1, ap, classes, _, _, f1_curve, _, _ = ap_per_class(correct, conf, pred_cls, target_cls)
     curves = f1_curves(correct[:, 0], conf, pred_cls, target_cls)
     np.testing.assert_array_equal(curves.classes, classes)
     np.testing.assert_allclose(curves.f1, f1_curve, atol=1e-9)
@@ -224,6 +224,7 @@ def _save_native(path):
     save_checkpoint(randomize_batchnorm(build_model("yolo11n", num_classes=7)), path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("save", [_save_ultralytics, _save_yolov5, _save_native])
 def test_cli_scores_checkpoint_files(save, tmp_path, capsys, monkeypatch):
     root = tmp_path / "shapes"
@@ -247,6 +248,7 @@ def test_cli_scores_checkpoint_files(save, tmp_path, capsys, monkeypatch):
     assert cli.main(argv) == 2 and "pass --exist-ok" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_on_coco8(tmp_path, capsys):
     """Real photographs through the whole command: plots and report.md embedding them."""
     _save_ultralytics_80 = randomize_batchnorm(ultralytics_model("yolov8n.yaml"))

@@ -191,7 +191,7 @@ def _per_class(curves: F1Curves, coco: CocoEval, gt: dict, names: list[str]) -> 
 def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgsz: int = 640, batch: int = 32,
                  device: str = "cpu", model: str | None = None, verbose: bool = True
                  ) -> tuple[nn.Module, DetectionDataset, torch.device]:
-    """(model in eval mode on the device, validation dataset with rect batches, device) for scoring ``weights``
+    """(fused model in eval mode on the device, validation dataset with rect batches, device) for scoring ``weights``
     on ``data``'s ``split``. Refuses, naming the file: a bad data.yaml or split, weights for another class count,
     an image size that is not a multiple of the model's stride, an unknown device."""
     from yololab.checkpoint.convert import infer_model
@@ -222,4 +222,4 @@ def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgs
         raise ConfigError(f"imgsz {imgsz} is not a multiple of {name}'s largest stride {stride}")
     dataset = DetectionDataset(cfg, split, imgsz=imgsz, augment=False, rect=True, batch_size=batch, stride=stride,
                                cache_dir=DEFAULT_CACHE_DIR, verbose=verbose)
-    return net.to(dev).eval(), dataset, dev
+    return net.eval().fuse().to(dev), dataset, dev  # BatchNorm folded into the convs, as `ultralytics val` does
