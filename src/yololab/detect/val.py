@@ -26,11 +26,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from yololab.data.dataset import DetectionDataset, collate_fn, seed_worker
+from yololab.checkpoint.convert import infer_model
+from yololab.data.dataset import DEFAULT_CACHE_DIR, DetectionDataset, collate_fn, seed_worker
+from yololab.data.yolo import DataConfig, load_data_yaml
 from yololab.detect.evaluate import CocoEval, coco_eval, coco_results, dataset_ground_truth
 from yololab.detect.metrics import ConfusionMatrix, F1Curves, correct_detections, f1_curves
+from yololab.detect.plots import plot_validation
 from yololab.detect.postprocess import Detections, postprocess, to_image
-from yololab.errors import ConfigError
+from yololab.engine.hardware import select_device
+from yololab.errors import ConfigError, DataError, WeightsError
+from yololab.models import build_model
 from yololab.progress import progress as progress_bar
 
 PLOTTED_BATCHES = 3  # val_batch{0,1,2}_labels.jpg / _pred.jpg, as Ultralytics draws
@@ -56,6 +61,14 @@ class ValResult:
     plots: list[Path] = field(default_factory=list)
 
 
+def val_dataset(data: DataConfig | str | Path, split: str = "val", imgsz: int = 640, batch: int = 32,
+                stride: int = 32, verbose: bool = True) -> DetectionDataset:
+    """A split prepared as ``ultralytics val`` prepares it: no augmentation, images sorted by aspect ratio into
+    rect batches of ``batch``, each letterboxed to its batch's stride-aligned shape (pad 0.5 stride)."""
+    return DetectionDataset(data, split, imgsz=imgsz, augment=False, rect=True, batch_size=batch, stride=stride,
+                            cache_dir=DEFAULT_CACHE_DIR, verbose=verbose)
+
+
 def val_loader(dataset: DetectionDataset, batch: int, workers: int) -> DataLoader:
     """Batches in dataset order: the dataset's own aspect-ratio batches if it has them, else ``batch`` images."""
     if getattr(dataset, "rect", False):
@@ -72,8 +85,10 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
              autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext, workers: int = 0,
              save_dir: str | Path | None = None, plots: bool = False, progress: bool = False,
              names: list[str] | None = None) -> ValResult:
-    """Score ``model`` (a zoo detector on ``device``) on ``dataset`` (built with ``augment=False``); see the module
-    docstring. With ``plots`` and ``save_dir``, writes the PR / F1 curves, the confusion matrices and the first
+    """Score ``model`` (a zoo detector on ``device``) on ``dataset`` (built with ``augment=False``, e.g. by
+    :func:`val_dataset`); see the module docstring. ``batch`` is the batch size unless the dataset has rect
+    batches of its own, which are kept. ``autocast``: a context manager factory for the forward pass (the
+    trainer's, say). With ``plots`` and ``save_dir``, writes the PR / F1 curves, the confusion matrices and the first
     batches' images beside their labels into ``save_dir`` (:mod:`yololab.detect.plots`)."""
     if dataset.augment:
         raise ConfigError("validation needs a dataset built with augment=False")
@@ -129,8 +144,6 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
         detections={"correct": correct, "ignored": ignored, "conf": scores, "pred_cls": pred_cls,
                     "target_cls": target_cls})
     if plots and save_dir is not None:
-        from yololab.detect.plots import plot_validation
-
         result.plots = plot_validation(Path(save_dir), result, names, drawn)
     return result
 
@@ -194,13 +207,6 @@ def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgs
     """(fused model in eval mode on the device, validation dataset with rect batches, device) for scoring ``weights``
     on ``data``'s ``split``. Refuses, naming the file: a bad data.yaml or split, weights for another class count,
     an image size that is not a multiple of the model's stride, an unknown device."""
-    from yololab.checkpoint.convert import infer_model
-    from yololab.data.dataset import DEFAULT_CACHE_DIR
-    from yololab.data.yolo import load_data_yaml
-    from yololab.engine.hardware import select_device
-    from yololab.errors import DataError, WeightsError
-    from yololab.models import build_model
-
     cfg = load_data_yaml(data)
     if split not in cfg.splits:
         raise DataError(f"{cfg.yaml_path}: no split '{split}' (has {', '.join(cfg.splits)})")
@@ -220,6 +226,5 @@ def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgs
     stride = max(net.meta.strides)
     if imgsz % stride:
         raise ConfigError(f"imgsz {imgsz} is not a multiple of {name}'s largest stride {stride}")
-    dataset = DetectionDataset(cfg, split, imgsz=imgsz, augment=False, rect=True, batch_size=batch, stride=stride,
-                               cache_dir=DEFAULT_CACHE_DIR, verbose=verbose)
+    dataset = val_dataset(cfg, split, imgsz, batch, stride, verbose=verbose)
     return net.eval().fuse().to(dev), dataset, dev  # BatchNorm folded into the convs, as `ultralytics val` does
