@@ -53,10 +53,9 @@ class Oracle(nn.Module):
         nc = dataset.cfg.num_classes
         self.meta = ModelMeta(name="oracle", family="test", scale="", num_classes=nc, strides=[32],
                               anchor_based=False)
-        self.weight = nn.Parameter(torch.zeros(1))  # something for .train() / .eval() to find
         g = np.random.default_rng(seed)
         self.outputs = []
-        order = {f: i for i, f in enumerate(sorted(dataset.files), 1)}
+        order = {f: i for i, f in enumerate(sorted(dataset.files), 1)}  # the image ids of the crowd json
         for b in val_loader(dataset, batch, 0):
             h, w = b["img"].shape[2:]
             per_image = []
@@ -64,7 +63,8 @@ class Oracle(nn.Module):
                 mine = b["batch_idx"] == i
                 cols = []
                 for c, (cx, cy, bw, bh) in zip(b["cls"][mine, 0].tolist(), b["bboxes"][mine].tolist()):
-                    box = np.array([cx * w, cy * h, bw * w, bh * h]) + g.normal(0, jitter, 4) * [bw * w, bh * h, bw * w, bh * h]
+                    size = np.array([bw * w, bh * h, bw * w, bh * h])
+                    box = np.array([cx * w, cy * h, bw * w, bh * h]) + g.normal(0, jitter, 4) * size
                     cols.append((box, int(c), g.uniform(0.6, 1.0)))
                 for _ in range(g.integers(0, 3)):  # false positives
                     cols.append((g.uniform(10, 60, 4), int(g.integers(nc)), g.uniform(0.01, 0.5)))

@@ -88,8 +88,8 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
     """Score ``model`` (a zoo detector on ``device``) on ``dataset`` (built with ``augment=False``, e.g. by
     :func:`val_dataset`); see the module docstring. ``batch`` is the batch size unless the dataset has rect
     batches of its own, which are kept. ``autocast``: a context manager factory for the forward pass (the
-    trainer's, say). With ``plots`` and ``save_dir``, writes the PR / F1 curves, the confusion matrices and the first
-    batches' images beside their labels into ``save_dir`` (:mod:`yololab.detect.plots`)."""
+    trainer's, say). With ``plots`` and ``save_dir``, writes the PR / F1 curves, the confusion matrices and the
+    first batches' images beside their labels into ``save_dir`` (:mod:`yololab.detect.plots`)."""
     if dataset.augment:
         raise ConfigError("validation needs a dataset built with augment=False")
     if not 0 <= conf <= 1 or not 0 <= iou <= 1:
@@ -103,7 +103,7 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
     gt = dataset_ground_truth(dataset)
     image_id = {f: i for i, f in enumerate(dataset.files, start=1)}
     boxes_of = _boxes_by_image(gt)
-    drawn = []  # (batch images, letterboxed detections, labels) of the first batches, for the plots
+    drawn = []  # (loader batch, its letterboxed detections) of the first batches, for the plots
 
     was_training = model.training
     model.eval()
