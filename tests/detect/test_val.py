@@ -270,14 +270,21 @@ def test_cli_on_coco8(tmp_path, capsys):
 @pytest.mark.parametrize("imgsz, data, expected", [
     ("100", "shapes", "imgsz 100 is not a multiple of yolo11n's largest stride 32"),  # 7 classes: only the size
     ("64", "coco8", "the weights predict 7 classes"),  # coco8 has 80
+    ("64", "val: images/nope", "field 'val': folder"),
+    ("64", "", "field 'val' is missing"),
 ])
-def test_cli_refuses_weights_that_do_not_fit(imgsz, data, expected, tmp_path, capfd):
-    """One error line, exit 2, nothing written: weights for another class count, an image size off the stride."""
+def test_cli_refuses_weights_or_data_that_do_not_fit(imgsz, data, expected, tmp_path, capfd):
+    """One error line, exit 2, nothing written: weights for another class count, an image size off the stride,
+    a data.yaml without its val split or with a missing folder."""
     _save_native(tmp_path / "w.pt")
     if data == "coco8":
         data = shared_data("coco8", "coco8.yaml")
-    else:
+    elif data == "shapes":
         data = synth_shapes(tmp_path / "shapes", train=1, val=1, imgsz=64, seed=1, workers=0, progress=False)
+    else:  # coco8's images under a data.yaml of the user's
+        images = shared_data("coco8", "images", "train")
+        (tmp_path / "data.yaml").write_text(f"train: {images}\n{data}\nnames: {{0: person}}\n")
+        data = tmp_path / "data.yaml"
     before = hash_tree(tmp_path)
     rc = cli.main(["val", "--weights", str(tmp_path / "w.pt"), "--data", str(data), "--imgsz", imgsz,
                    "--project", str(tmp_path / "runs")])
