@@ -21,8 +21,9 @@ COMPARE_NOTE = (
     "the trapezoid rule over the same 101 points, which credits the slopes between detections. COCO also keeps "
     "only the 100 best detections of each image (maxDets=100; Ultralytics all 300), and ignores detections "
     "lying in crowd / difficult regions, which Ultralytics' labels do not carry (there they count as false "
-    "positives). APs/APm/APl and AR100 exist only in the COCO protocol. The COCO number is the one papers "
-    "report.")
+    "positives). APs/APm/APl and AR100 exist only in the COCO protocol. (`ultralytics val` itself also matches "
+    "boxes in the letterboxed input's pixels, before they are clipped to the image, so the figure it prints can "
+    "differ a little more.) The COCO number is the one papers report.")
 
 
 def register(subparsers) -> None:

@@ -20,14 +20,15 @@ CURVE_POINTS = np.linspace(0, 1, 1000)  # the confidence axis of the P, R and F1
 
 
 def correct_detections(boxes: np.ndarray, classes: np.ndarray, gt_boxes: np.ndarray, gt_classes: np.ndarray,
-                     ignore_boxes: np.ndarray | None = None, thresholds: np.ndarray = IOU_THRESHOLDS
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                        ignore_boxes: np.ndarray | None = None, ignore_classes: np.ndarray | None = None,
+                        thresholds: np.ndarray = IOU_THRESHOLDS) -> tuple[np.ndarray, np.ndarray]:
     """One image's detections (best score first) against its boxes: (correct (N, T) per IoU threshold, ignored (N,)).
 
     At each threshold, detections in score order each take the unclaimed box of their class with the highest
     IoU, if it reaches the threshold (Ultralytics' ``match_predictions`` and the COCO protocol both do this).
-    A detection that matches nothing at IoU 0.50 but lies at least half inside an ignore region (a crowd box,
-    a VOC difficult object) is ``ignored``: neither right nor wrong, as the COCO protocol treats it.
+    A detection that matches nothing at IoU 0.50 but lies at least half inside an ignore region of its class (a
+    crowd box, a VOC difficult object) is ``ignored``: neither right nor wrong, as the COCO protocol treats it
+    at IoU 0.50.
     """
     n = len(boxes)
     correct = np.zeros((n, len(thresholds)), dtype=bool)
@@ -41,7 +42,8 @@ def correct_detections(boxes: np.ndarray, classes: np.ndarray, gt_boxes: np.ndar
             claimed[k, range(len(thresholds))] |= correct[j]
     ignored = np.zeros(n, dtype=bool)
     if n and ignore_boxes is not None and len(ignore_boxes):
-        ignored = ~correct[:, 0] & (box_ioa(boxes, ignore_boxes).max(1) >= 0.5)
+        inside = (box_ioa(boxes, ignore_boxes) >= 0.5) & (classes[:, None] == ignore_classes[None, :])
+        ignored = ~correct[:, 0] & inside.any(1)
     return correct, ignored
 
 

@@ -34,7 +34,7 @@ def format_table(result) -> str:
 def print_table(result) -> None:
     m, s = result.metrics, result.speed_ms
     print(format_table(result))
-    print(f"COCO: " + ", ".join(f"{k} {m[k]:.4f}" for k in COCO_ROWS))
+    print("COCO: " + ", ".join(f"{k} {m[k]:.4f}" for k in COCO_ROWS))
     print(f"P, R, F1 {m['precision']:.3f}, {m['recall']:.3f}, {m['f1']:.3f} at confidence {m['best_conf']:.3f}; "
           f"fitness {m['fitness']:.4f}")
     print(f"Speed: {s['preprocess']:.1f} ms preprocess, {s['inference']:.1f} ms inference, "
@@ -67,20 +67,21 @@ def write_val_outputs(run_dir: Path, result, args: dict, compare: dict | None, c
 
 def report_markdown(run_dir: Path, result, settings: dict, compare: dict | None, compare_note: str) -> str:
     m = result.metrics
-    lines = [f"# Validation: {settings.get('weights', '')}", "",
-             f"Data `{settings.get('data', '')}`, split `{settings.get('split', '')}`, imgsz {settings.get('imgsz')}, "
-             f"conf {settings.get('conf')}, NMS IoU {settings.get('iou')}, max_det {settings.get('max_det')}.", "",
+    setup = (f"Data `{settings.get('data', '')}`, split `{settings.get('split', '')}`, imgsz {settings.get('imgsz')}, "
+             f"conf {settings.get('conf')}, NMS IoU {settings.get('iou')}, max_det {settings.get('max_det')}.")
+    lines = [f"# Validation: {settings.get('weights', '')}", "", setup, "",
              "## COCO protocol (faster-coco-eval = pycocotools)", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {m[k]:.4f} |" for k in COCO_ROWS]
-    lines += ["", f"Precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f} at confidence "
-              f"{m['best_conf']:.3f} (where the class-mean F1 peaks); fitness 0.1 mAP50 + 0.9 mAP50-95 = "
-              f"{m['fitness']:.4f}.", "", "## Per class", "",
+    prf = (f"Precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f} at confidence "
+           f"{m['best_conf']:.3f} (where the class-mean F1 peaks); fitness 0.1 mAP50 + 0.9 mAP50-95 = "
+           f"{m['fitness']:.4f}.")
+    lines += ["", prf, "", "## Per class", "",
               "| " + " | ".join(TABLE_COLUMNS) + " |", "|---" * len(TABLE_COLUMNS) + "|"]
     lines += ["| " + " | ".join([str(name), str(images), str(inst), *(f"{v:.4f}" for v in values)]) + " |"
               for name, images, inst, *values in table_rows(result)]
     s = result.speed_ms
-    lines += ["", f"Speed per image: {s['preprocess']:.1f} ms preprocess, {s['inference']:.1f} ms inference, "
-              f"{s['postprocess']:.1f} ms postprocess."]
+    lines += ["", (f"Speed per image: {s['preprocess']:.1f} ms preprocess, {s['inference']:.1f} ms inference, "
+                   f"{s['postprocess']:.1f} ms postprocess.")]
     if compare is not None:
         lines += ["", "## Ultralytics-style mAP on the same detections", "", "| | mAP50-95 | mAP50 | mAP75 |",
                   "|---|---|---|---|"]

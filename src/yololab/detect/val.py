@@ -26,11 +26,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from yololab.data.dataset import DetectionDataset, collate_fn, seed_worker
+from yololab.checkpoint.convert import infer_model
+from yololab.data.dataset import DEFAULT_CACHE_DIR, DetectionDataset, collate_fn, seed_worker
+from yololab.data.yolo import DataConfig, load_data_yaml
 from yololab.detect.evaluate import CocoEval, coco_eval, coco_results, dataset_ground_truth
 from yololab.detect.metrics import ConfusionMatrix, F1Curves, correct_detections, f1_curves
+from yololab.detect.plots import plot_validation
 from yololab.detect.postprocess import Detections, postprocess, to_image
-from yololab.errors import ConfigError
+from yololab.engine.hardware import select_device
+from yololab.errors import ConfigError, DataError, WeightsError
+from yololab.models import build_model
 from yololab.progress import progress as progress_bar
 
 PLOTTED_BATCHES = 3  # val_batch{0,1,2}_labels.jpg / _pred.jpg, as Ultralytics draws
@@ -56,6 +61,14 @@ class ValResult:
     plots: list[Path] = field(default_factory=list)
 
 
+def val_dataset(data: DataConfig | str | Path, split: str = "val", imgsz: int = 640, batch: int = 32,
+                stride: int = 32, verbose: bool = True) -> DetectionDataset:
+    """A split prepared as ``ultralytics val`` prepares it: no augmentation, images sorted by aspect ratio into
+    rect batches of ``batch``, each letterboxed to its batch's stride-aligned shape (pad 0.5 stride)."""
+    return DetectionDataset(data, split, imgsz=imgsz, augment=False, rect=True, batch_size=batch, stride=stride,
+                            cache_dir=DEFAULT_CACHE_DIR, verbose=verbose)
+
+
 def val_loader(dataset: DetectionDataset, batch: int, workers: int) -> DataLoader:
     """Batches in dataset order: the dataset's own aspect-ratio batches if it has them, else ``batch`` images."""
     if getattr(dataset, "rect", False):
@@ -72,9 +85,11 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
              autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext, workers: int = 0,
              save_dir: str | Path | None = None, plots: bool = False, progress: bool = False,
              names: list[str] | None = None) -> ValResult:
-    """Score ``model`` (a zoo detector on ``device``) on ``dataset`` (built with ``augment=False``); see the module
-    docstring. With ``plots`` and ``save_dir``, writes the PR / F1 curves, the confusion matrices and the first
-    batches' images beside their labels into ``save_dir`` (:mod:`yololab.detect.plots`)."""
+    """Score ``model`` (a zoo detector on ``device``) on ``dataset`` (built with ``augment=False``, e.g. by
+    :func:`val_dataset`); see the module docstring. ``batch`` is the batch size unless the dataset has rect
+    batches of its own, which are kept. ``autocast``: a context manager factory for the forward pass (the
+    trainer's, say). With ``plots`` and ``save_dir``, writes the PR / F1 curves, the confusion matrices and the
+    first batches' images beside their labels into ``save_dir`` (:mod:`yololab.detect.plots`)."""
     if dataset.augment:
         raise ConfigError("validation needs a dataset built with augment=False")
     if not 0 <= conf <= 1 or not 0 <= iou <= 1:
@@ -88,7 +103,7 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
     gt = dataset_ground_truth(dataset)
     image_id = {f: i for i, f in enumerate(dataset.files, start=1)}
     boxes_of = _boxes_by_image(gt)
-    drawn = []  # (batch images, letterboxed detections, labels) of the first batches, for the plots
+    drawn = []  # (loader batch, its letterboxed detections) of the first batches, for the plots
 
     was_training = model.training
     model.eval()
@@ -100,10 +115,10 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
         for k, b in enumerate(progress_bar(loader, enabled=progress, desc="val", unit="batch")):
             t0 = time.perf_counter()
             img = b["img"].to(device, non_blocking=True).float().div_(255)
-            t1 = time.perf_counter()
+            t1 = _synchronized(device)
             with autocast():
                 out = model(img)
-            t2 = time.perf_counter()
+            t2 = _synchronized(device)
             dets = postprocess(out.float().cpu(), model.meta.anchor_based, conf=conf, iou=iou, max_det=max_det)
             for det, f, shape, (gain, pad) in zip(dets, b["im_file"], b["ori_shape"], b["ratio_pad"]):
                 orig = to_image(det, gain, pad, shape)
@@ -129,14 +144,19 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
         detections={"correct": correct, "ignored": ignored, "conf": scores, "pred_cls": pred_cls,
                     "target_cls": target_cls})
     if plots and save_dir is not None:
-        from yololab.detect.plots import plot_validation
-
         result.plots = plot_validation(Path(save_dir), result, names, drawn)
     return result
 
 
-def _boxes_by_image(gt: dict) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """image id -> (boxes x1 y1 x2 y2, classes, ignore-region boxes) in original pixels, from the COCO dict."""
+def _synchronized(device: str | torch.device) -> float:
+    """The time once the device has finished its queued work (CUDA runs asynchronously)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _boxes_by_image(gt: dict) -> dict[int, tuple[np.ndarray, ...]]:
+    """image id -> (boxes x1 y1 x2 y2, classes, ignore-region boxes, their classes) in original pixels."""
     per: dict[int, list] = {}
     for a in gt["annotations"]:
         per.setdefault(a["image_id"], []).append(a)
@@ -145,15 +165,16 @@ def _boxes_by_image(gt: dict) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndar
         xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], np.float64).reshape(-1, 4)
         crowd = np.array([bool(a.get("iscrowd")) for a in anns])
         cls = np.array([a["category_id"] - 1 for a in anns], np.int64)
-        out[i] = xyxy[~crowd], cls[~crowd], xyxy[crowd]
+        out[i] = xyxy[~crowd], cls[~crowd], xyxy[crowd], cls[crowd]
     return out
 
 
 def _score_image(det: Detections, truth, confusion: ConfusionMatrix):
     """One image's detections as (correct, ignored, scores, classes), and the classes of its boxes."""
-    gt_boxes, gt_cls, ignore = truth if truth is not None else (np.zeros((0, 4)), np.zeros(0, np.int64), None)
+    gt_boxes, gt_cls, ignore, ignore_cls = truth if truth is not None else (np.zeros((0, 4)), np.zeros(0, np.int64),
+                                                                            None, None)
     boxes, scores, classes = det.boxes.double().numpy(), det.scores.numpy(), det.classes.numpy()
-    correct, ignored = correct_detections(boxes, classes, gt_boxes, gt_cls, ignore)
+    correct, ignored = correct_detections(boxes, classes, gt_boxes, gt_cls, ignore, ignore_cls)
     kept = ~ignored
     confusion.update(boxes[kept], scores[kept], classes[kept], gt_boxes, gt_cls)
     return correct, ignored, scores, classes, gt_cls
@@ -183,19 +204,13 @@ def _per_class(curves: F1Curves, coco: CocoEval, gt: dict, names: list[str]) -> 
 def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgsz: int = 640, batch: int = 32,
                  device: str = "cpu", model: str | None = None, verbose: bool = True
                  ) -> tuple[nn.Module, DetectionDataset, torch.device]:
-    """(model in eval mode on the device, validation dataset with rect batches, device) for scoring ``weights``
+    """(fused model in eval mode on the device, validation dataset with rect batches, device) for scoring ``weights``
     on ``data``'s ``split``. Refuses, naming the file: a bad data.yaml or split, weights for another class count,
     an image size that is not a multiple of the model's stride, an unknown device."""
-    from yololab.checkpoint.convert import infer_model
-    from yololab.data.dataset import DEFAULT_CACHE_DIR
-    from yololab.data.yolo import load_data_yaml
-    from yololab.engine.hardware import select_device
-    from yololab.errors import DataError, WeightsError
-    from yololab.models import build_model
-
     cfg = load_data_yaml(data)
     if split not in cfg.splits:
         raise DataError(f"{cfg.yaml_path}: no split '{split}' (has {', '.join(cfg.splits)})")
+    dev = select_device(device)
     try:
         name, file_nc, kwargs = infer_model(weights)
     except WeightsError:
@@ -207,11 +222,9 @@ def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgs
     if file_nc is not None and file_nc != cfg.num_classes:
         raise WeightsError(f"{weights}: the weights predict {file_nc} classes, {cfg.yaml_path} has "
                            f"{cfg.num_classes}; score them on a dataset with their classes")
-    dev = select_device(device)
     net = build_model(name, num_classes=cfg.num_classes, weights=weights, **kwargs)
     stride = max(net.meta.strides)
     if imgsz % stride:
         raise ConfigError(f"imgsz {imgsz} is not a multiple of {name}'s largest stride {stride}")
-    dataset = DetectionDataset(cfg, split, imgsz=imgsz, augment=False, rect=True, batch_size=batch, stride=stride,
-                               cache_dir=DEFAULT_CACHE_DIR, verbose=verbose)
-    return net.to(dev).eval(), dataset, dev
+    dataset = val_dataset(cfg, split, imgsz, batch, stride, verbose=verbose)
+    return net.eval().fuse().to(dev), dataset, dev  # BatchNorm folded into the convs, as `ultralytics val` does
