@@ -148,12 +148,12 @@ def _register_train(subparsers) -> None:
     p.add_argument("--model", default="yolov8n",
                    help="zoo name (yolov8n, yolov5s, yolo11n, yolov3 ...), a Darknet .cfg, or Ultralytics' "
                         "spellings yolov8n.yaml / yolov8n.pt (a .pt that exists is fine-tuned from)")
-    p.add_argument("--data", default=None, help="the dataset's data.yaml (or its folder); required unless --resume")
+    p.add_argument("--data", default=None, help="the dataset's data.yaml (or its folder) (default: none; required unless --resume)")
     p.add_argument("--weights", type=input_file, default=None,
                    help="fine-tune from this checkpoint (yololab, Ultralytics, yolov5 or Darknet); another class "
-                        "count keeps every other tensor")
+                        "count keeps every other tensor (default: none, from scratch)")
     p.add_argument("--imgsz", type=positive_int, default=640, help="training and validation image size")
-    p.add_argument("--cache", type=cache_mode, default=None, help="ram: decode every image once, up front")
+    p.add_argument("--cache", type=cache_mode, default=None, help="ram: decode every image once, up front (default: none, read from disk)")
     p.add_argument("--autoanchor", action=argparse.BooleanOptionalAction, default=True,
                    help="check (and refit) the anchors of anchor-based models before training")
     for name, kind, text in LOSS_FLAGS + AUG_FLAGS:
