@@ -31,7 +31,7 @@ def results(run) -> list[dict]:
 
 def test_cli_trains_on_coco8_validates_and_resumes(tmp_path, monkeypatch):
     """Real photographs through the CLI: epoch 1 of 2 is trained and validated, the process dies, --resume
-    finishes the run in the same folder; best.pt loads with build_model."""
+    finishes the run in the same folder with the weights of an uninterrupted run; best.pt loads with build_model."""
     coco8 = shared_data("coco8", "coco8.yaml")
     start = DetectionTask.on_epoch_start
 
@@ -55,6 +55,9 @@ def test_cli_trains_on_coco8_validates_and_resumes(tmp_path, monkeypatch):
         assert float(r["fitness"]) == pytest.approx(0.1 * float(r["metrics/mAP50"]) + 0.9 * float(r["metrics/mAP50-95"]))
     ckpt = torch.load(run / "weights" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["meta"]["names"][0] == "person"
+    assert cli.main([*argv[:-1], "ref"]) == 0  # uninterrupted: the resumed run ends with the same weights
+    ref = torch.load(tmp_path / "ref" / "weights" / "last.pt", weights_only=True)
+    assert all(torch.equal(ref["model_state"][k], v) for k, v in ckpt["model_state"].items())
     model = build_model("yolov8n", num_classes=80, weights=run / "weights" / "best.pt")
     assert model.meta.num_classes == 80
     report = (run / "report.md").read_text()

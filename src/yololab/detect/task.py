@@ -140,7 +140,9 @@ class DetectionTask(Task):
         self.data, self.model_name, self.weights, self.imgsz, self.hyp = data, model, weights, imgsz, hyp
         self.data_cfg = load_data_yaml(data)
         self.augment = AugmentConfig(**{k: v for k, v in hyp.items() if k in AUG_KEYS})
-        self.net = self._build(self.data_cfg.num_classes)
+        with torch.random.fork_rng():  # built here, before the engine seeds: its initial weights from cfg.seed
+            torch.manual_seed(self.cfg.seed)
+            self.net = self._build(self.data_cfg.num_classes)
         self.stride = self._max_stride(self.net)
         if imgsz % self.stride:
             raise ConfigError(f"imgsz={imgsz}: must be a multiple of {self.model_name}'s largest stride {self.stride}")
@@ -217,19 +219,23 @@ class DetectionTask(Task):
     def on_epoch_start(self, epoch: int, trainer) -> None:
         closed = self.train_data.mosaic_closed
         self.train_data.set_epoch(epoch, self.cfg.epochs)
+        # every epoch starts with an empty recent-image buffer (mosaic partners come from it), so that an epoch
+        # depends only on (seed, epoch): what makes a resumed run equal an uninterrupted one
+        self.train_data.buffer.clear()
         if self.train_data.mosaic_closed and not closed and self.verbose:
             print(f"epoch {epoch + 1}: mosaic and mixup off for the last {self.augment.close_mosaic} epochs")
 
     def train_loader(self, epoch: int) -> DataLoader:
-        if self._loader is None:  # one loader; its persistent workers get the epoch with every index
+        if self._loader is None:
+            # one loader; its workers start afresh every epoch (forked from this process, with the dataset's
+            # buffer just emptied by on_epoch_start) and get the epoch with every index
             g = torch.Generator()
             g.manual_seed(self.cfg.seed)
             workers = self.cfg.workers
             self._loader = DataLoader(self.train_data, batch_size=self.cfg.batch,
                                       sampler=_EpochIndices(self.train_data, self.cfg.seed), num_workers=workers,
                                       collate_fn=collate_fn, worker_init_fn=seed_worker, generator=g,
-                                      pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-                                      prefetch_factor=4 if workers else None)
+                                      pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None)
         return self._loader
 
     def _to_device(self, batch: dict) -> tuple[torch.Tensor, dict]:
