@@ -94,7 +94,7 @@ def weights_architecture(path: Path) -> str:
 class _EpochIndices(Sampler):
     """This process's indices of the current epoch (engine :class:`EpochSampler`: seeded permutation, sharded
     by rank), each sent with the dataset's epoch state, ``(epoch, mosaic_closed, index)``, so the loader's
-    persistent workers augment for the right epoch."""
+    workers augment for the right epoch."""
 
     def __init__(self, dataset: DetectionDataset, seed: int):
         self.dataset, self.seed = dataset, seed
