@@ -28,6 +28,8 @@ GROUPS = {
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
     "demo": "yololab.demo",
+    "predict": "yololab.deploy.cli",
+    "export": "yololab.deploy.cli",
 }
 
 
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"yololab {__version__}")
     sub = parser.add_subparsers(dest="group", metavar="<group>")
-    for module in GROUPS.values():
+    for module in dict.fromkeys(GROUPS.values()):  # a module may register several groups
         importlib.import_module(module).register(sub)
     return parser
 

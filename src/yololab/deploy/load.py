@@ -67,6 +67,11 @@ class LoadedDetector(NamedTuple):
         return self.model(x)
 
 
+def runtime_of(mode: str) -> str:
+    """The library that runs an execution mode of :func:`yololab.deploy.runtime.prepare_for_inference`."""
+    return "openvino" if mode.startswith("openvino") else "onnxruntime" if mode == "onnx" else "torch"
+
+
 def default_names(num_classes: int) -> list[str]:
     """COCO's 80 names for an 80-class model, else ``class0``, ``class1``..."""
     if num_classes == 80:
@@ -139,7 +144,7 @@ def load_detector(weights: str | os.PathLike | None = None, *, model: str | nn.M
     meta = net.meta
     return LoadedDetector(runner, DetectorMeta(
         name=meta.name, num_classes=meta.num_classes, names=names, anchor_based=meta.anchor_based,
-        strides=[int(s) for s in meta.strides], imgsz=None, batch=None, runtime="torch", mode=runner.mode,
+        strides=[int(s) for s in meta.strides], imgsz=None, batch=None, runtime=runtime_of(runner.mode), mode=runner.mode,
         precision="bf16" if "bf16" in runner.mode else "fp32", source=source))
 
 
