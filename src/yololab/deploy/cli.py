@@ -128,6 +128,8 @@ def export_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.weights is None and args.model is None:
+        raise UsageError("give --weights FILE (or --model NAME for a random-init model)")
     paths = export_paths(args)
     refuse_to_replace(paths, args.overwrite)
     _check_model_args(args)
