@@ -20,11 +20,13 @@ $(RUNTIME): pyproject.toml Makefile
 
 # the reference implementations for the parity tests and side-by-side benchmarks: their dependencies first, then
 # the packages themselves with --no-deps, because both pull opencv-python, which clashes with
-# opencv-python-headless (see docs/design.md); installed last, they leave pip nothing to complain about
+# opencv-python-headless (see docs/design.md); installed last, they leave pip nothing to complain about.
+# Only ultralytics-thop, pinned: the old PyPI `thop` installs the same `thop` module, and whichever lands last wins,
+# so the FLOP references changed with install order
 $(TESTING): $(RUNTIME)
 	$(BIN)/pip install -e ".[dev]"
-	$(BIN)/pip install pandas seaborn thop requests psutil scipy polars py-cpuinfo "setuptools<81"
-	$(BIN)/pip install --no-deps ultralytics==8.4.190 ultralytics-thop yolov5==7.0.14
+	$(BIN)/pip install pandas seaborn requests psutil scipy polars py-cpuinfo "setuptools<81"
+	$(BIN)/pip install --no-deps ultralytics==8.4.190 ultralytics-thop==2.2.3 yolov5==7.0.14
 	touch $@
 
 install: $(RUNTIME)

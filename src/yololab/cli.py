@@ -20,6 +20,7 @@ import traceback
 
 from yololab import __version__
 from yololab._cli_group import ArgumentParser, UsageError
+from yololab.engine.args import parse_args  # train commands take KEY=VALUE settings anywhere among their flags
 from yololab.errors import YololabError
 
 # group name -> module with register(subparsers); each module imports only the standard library at its top
@@ -61,7 +62,7 @@ def error_line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(parser, argv)
     except SystemExit as e:  # --help (0) or a bad argument (2, after the parser printed its one line)
         return int(e.code or 0)
     func = getattr(args, "func", None)
