@@ -117,7 +117,8 @@ def head_decode_nodes(onnx_path: str | os.PathLike, keep_output_convs: bool = Fa
 
     The decoding (grid offsets, strides, DFL softmax and expectation, sigmoids) turns logits into pixel
     coordinates; 8 bits over a 0-640 px range would be a 2.5 px step. The TorchScript exporter names every node
-    by the module path it came from, so the decoding is every node directly inside ``/head/`` (the head's own
+    by the module path it came from (``/model/`` first, the :class:`FlatOutputs` wrapper), so the decoding is every
+    node directly inside ``/head/`` (the head's own
     ``forward``) and inside ``/head/dfl/``; the output convs are ``/head/<branch>.<level>.<last>/Conv`` (and
     ``/head/m.<level>/Conv`` for anchor-based heads).
     """
@@ -126,6 +127,7 @@ def head_decode_nodes(onnx_path: str | os.PathLike, keep_output_convs: bool = Fa
     names = []
     for node in onnx.load(str(onnx_path), load_external_data=False).graph.node:
         parts = node.name.strip("/").split("/")
+        parts = parts[1:] if parts[0] == "model" else parts  # the FlatOutputs wrapper's attribute
         if parts[0] != "head" or node.op_type == "Constant":
             continue
         if len(parts) == 2 or parts[1] == "dfl":
