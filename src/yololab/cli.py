@@ -31,6 +31,7 @@ GROUPS = {
     "demo": "yololab.demo",
     "predict": "yololab.deploy.cli",
     "export": "yololab.deploy.cli",
+    "features": "yololab.deploy.cli",
 }
 
 

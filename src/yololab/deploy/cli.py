@@ -152,6 +152,40 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_features(subparsers) -> None:
+    p = subparsers.add_parser(
+        "features", help="Feature maps, per-level head maps and receptive fields of a detector on one photo.",
+        description="Save each backbone stage's output and each neck output as image grids, the head's per-level "
+                    "class (anchor-free) or objectness (anchor-based) maps over the photo, and the theoretical "
+                    "receptive field of each stage, computed from the architecture, as a table and a figure.",
+        formatter_class=FORMATTER)
+    _model_args(p, "the detector")
+    p.add_argument("--image", type=input_path, required=True, help="the photo")
+    p.add_argument("--out", type=output_dir, default=Path("runs/features"), help="output folder")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="network input size (square letterbox)")
+    p.add_argument("--channels", type=positive_int, default=16, help="channels shown per feature map")
+    add_overwrite(p, "the pictures and tables")
+    p.set_defaults(func=_features)
+
+
+def _features(args: argparse.Namespace) -> int:
+    refuse_to_replace([args.out / "receptive_fields.csv", args.out / "head_levels.png"], args.overwrite)
+    _check_model_args(args)
+    from yololab.analysis.features import write_features
+    from yololab.data.io import read_image
+    from yololab.deploy.load import build_detector
+
+    image = read_image(args.image)
+    net, _, _ = build_detector(args.weights, args.model, args.num_classes)
+    stride = int(max(net.meta.strides))
+    if args.imgsz % stride:
+        raise UsageError(f"--imgsz {args.imgsz}: must be a multiple of {net.meta.name}'s stride {stride}")
+    files = write_features(net, image, args.out, imgsz=args.imgsz, channels=args.channels)
+    print(f"wrote {len(files)} files into {args.out}; receptive fields: {args.out / 'receptive_fields.md'}")
+    return 0
+
+
 def register(subparsers) -> None:
     register_predict(subparsers)
     register_export(subparsers)
+    register_features(subparsers)
