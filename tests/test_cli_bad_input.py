@@ -132,6 +132,13 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["export", "--model", "yolov8n", "--out", "{old_onnx}"], "old.onnx exists; pass --overwrite"),
         (["export"], "give --weights FILE (or --model NAME"),
     ],
+    "features": [
+        (["features", "--model", "yolov8n", "--image", "{tmp}/nope.jpg"], "nope.jpg does not exist"),
+        (["features", "--model", "yolov8n", "--image", "{file}", "--out", "{tmp}/f"], "file.txt: cannot decode"),
+        (["features", "--image", "{file}"], "give --weights FILE (or --model NAME"),
+        (["features", "--model", "yolov8n", "--image", "{file}", "--out", "{file}"], "expected a folder"),
+        (["features", "--model", "yolov8n", "--image", "{file}", "--imgsz", "0"], "expected a positive integer"),
+    ],
 }
 ROWS = [pytest.param(argv, text, id=" ".join(argv)) for rows in BAD_INPUT.values() for argv, text in rows]
 

@@ -32,6 +32,7 @@ GROUPS = {
     "predict": "yololab.deploy.cli",
     "export": "yololab.deploy.cli",
     "features": "yololab.deploy.cli",
+    "benchmark": "yololab.deploy.cli",
 }
 
 

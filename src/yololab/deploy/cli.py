@@ -185,7 +185,67 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_benchmark(subparsers) -> None:
+    p = subparsers.add_parser(
+        "benchmark", help="Latency, throughput, cost and mAP of models in each execution mode.",
+        description="For each model and execution mode, through predict's own pipeline: preprocess, inference and "
+                    "postprocess latency at batch 1, throughput at batch 8, parameters, GFLOPs, and with --data "
+                    "mAP50-95 on its val split. Writes benchmark.csv, benchmark.md, latency_vs_map.png (with the "
+                    "Pareto front) and ours.csv for `yololab sota plot --ours`. Time it on a quiet machine.",
+        formatter_class=FORMATTER)
+    p.add_argument("--models", nargs="+", default=["yolov8n"], help="zoo model names (random init without --weights)")
+    p.add_argument("--weights", type=input_path, default=None, help="weights for the one model of --models")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="inference size (long side)")
+    p.add_argument("--data", type=input_path, default=None, help="data.yaml: mAP on its val split")
+    p.add_argument("--source", type=input_path, default=None,
+                   help="photos to time on (default: --data's val images, else coco-sized grey noise)")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=["fp32", "auto"], help="execution modes")
+    p.add_argument("--runs", type=positive_int, default=10, help="timed rounds over the photos")
+    p.add_argument("--warmup", type=positive_int, default=2, help="untimed rounds first")
+    p.add_argument("--max-images", type=positive_int, default=8, help="photos used for timing")
+    p.add_argument("--out", type=output_dir, default=Path("runs/benchmark"), help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite(p, "the tables and the plot")
+    p.set_defaults(func=_benchmark)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    refuse_to_replace([args.out / f for f in ("benchmark.csv", "benchmark.md", "latency_vs_map.png", "ours.csv")],
+                      args.overwrite)
+    if args.weights is not None and len(args.models) != 1:
+        raise UsageError(f"--weights goes with one model, got --models {' '.join(args.models)}")
+    from yololab.models.registry import resolve_name
+
+    models = [resolve_name(m) for m in args.models]
+    from yololab.deploy.benchmark import benchmark, write_outputs
+    from yololab.detect.predict import iter_frames, resolve_source
+
+    if args.source is not None:
+        files = resolve_source(args.source)
+    elif args.data is not None:
+        from yololab.data.yolo import load_data_yaml
+
+        files = load_data_yaml(args.data).splits.get("val") or []
+    else:
+        files = []
+    images = [f.image for f, _ in zip(iter_frames(files), range(args.max_images))]
+    if not images:
+        import numpy as np
+
+        images = [np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)]
+    rows = benchmark(models, args.modes, args.imgsz, images, weights=args.weights, data=args.data, runs=args.runs,
+                     warmup=args.warmup, progress_enabled=not args.quiet)
+    from yololab.deploy.benchmark import machine
+
+    title = f"yololab benchmark, imgsz {args.imgsz}, {len(images)} photos x {args.runs} runs; {machine()}"
+    for path in write_outputs(rows, args.out, title):
+        print(f"wrote {path}")
+    print((args.out / "benchmark.md").read_text())
+    return 0
+
+
 def register(subparsers) -> None:
     register_predict(subparsers)
     register_export(subparsers)
     register_features(subparsers)
+    register_benchmark(subparsers)
