@@ -8,7 +8,7 @@ hits all alike. Candidates:
 
 * ``ultralytics predict``: ``YOLO(weights).predict(path, device="cpu")`` (its default CPU path: fused,
   channels-last fp32, minimum-rectangle letterbox);
-* ``yololab fp32``: :class:`yololab.detect.predict.Predictor` in exact mode (the same boxes as Ultralytics);
+* ``yololab fp32``: :class:`yololab.deploy.predict.Predictor` in exact mode (the same boxes as Ultralytics);
 * ``yololab auto``: the default mode (the fastest this machine offers within docs/design.md's tolerance).
 
 The first calls (warm-up rounds, where OpenVINO compiles) are not timed. Prints a markdown table.
@@ -52,7 +52,7 @@ def main(argv=None) -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
 
-    from yololab.detect.predict import Predictor
+    from yololab.deploy.predict import Predictor
 
     photos = sorted(str(p) for p in args.images.rglob("*.jpg"))
     ultra = YOLO(str(args.weights))

@@ -139,6 +139,15 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["features", "--model", "yolov8n", "--image", "{file}", "--out", "{file}"], "expected a folder"),
         (["features", "--model", "yolov8n", "--image", "{file}", "--imgsz", "0"], "expected a positive integer"),
     ],
+    "benchmark": [
+        (["benchmark", "--models", "yolov9"], "unknown model 'yolov9'"),
+        (["benchmark", "--modes", "fp64"], "invalid choice: 'fp64'"),
+        (["benchmark", "--imgsz", "0"], "argument --imgsz: expected a positive integer, got 0"),
+        (["benchmark", "--data", "{tmp}/missing.yaml"], "missing.yaml does not exist"),
+        (["benchmark", "--models", "yolov8n", "yolo11n", "--weights", "{file}"], "--weights goes with one model"),
+        (["benchmark", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["benchmark", "--source", "{empty}", "--out", "{tmp}/b"], "empty: no images or videos in this folder"),
+    ],
 }
 ROWS = [pytest.param(argv, text, id=" ".join(argv)) for rows in BAD_INPUT.values() for argv, text in rows]
 

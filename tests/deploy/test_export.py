@@ -15,7 +15,7 @@ from helpers import REPO, shared_data
 from yololab import cli
 from yololab.deploy.export import export_detector
 from yololab.deploy.load import load_detector
-from yololab.detect.predict import Predictor
+from yololab.deploy.predict import Predictor
 from yololab.errors import WeightsError
 from yololab.models import build_model
 

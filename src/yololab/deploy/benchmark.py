@@ -1,13 +1,14 @@
 """``yololab benchmark``: speed and accuracy of each model in each execution mode, end to end.
 
 For each model (a zoo name, random init, or a weights file) and each execution mode
-(:data:`yololab.deploy.runtime.MODES`), through :class:`yololab.detect.predict.Predictor`, the same path as
+(:data:`yololab.deploy.runtime.MODES`), through :class:`yololab.deploy.predict.Predictor`, the same path as
 ``yololab predict``:
 
 * preprocess, inference and postprocess latency at batch 1 (median ms per photo over ``runs`` rounds, after
   ``warmup`` untimed rounds that also pay OpenVINO's compilation);
 * throughput at batch 8 (photos per second);
-* parameters and GFLOPs at ``imgsz`` (:func:`yololab.analysis.summary.trace_model`);
+* parameters and GFLOPs at ``imgsz`` (the caller's ``cost``: ``yololab benchmark`` passes
+  :func:`yololab.analysis.summary.trace_model`'s);
 * with ``data``: COCO mAP50-95 and mAP50 on its val split (conf 0.001, IoU 0.7, 300 detections,
   faster-coco-eval).
 
@@ -24,10 +25,12 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from yololab.fileio import write_bytes_atomic, write_text_atomic
 
@@ -97,19 +100,19 @@ def _accuracy(predictor, data: str | os.PathLike) -> tuple[float, float]:
     return stats["mAP50-95"], stats["mAP50"]
 
 
-def benchmark(models: list[str], modes: list[str], imgsz: int, images: list[np.ndarray], weights=None,
-              data=None, runs: int = 10, warmup: int = 2, progress_enabled: bool = True) -> list[Row]:
-    """One :class:`Row` per model and mode (module docstring)."""
-    from yololab.analysis.summary import trace_model
+def benchmark(models: list[str], modes: list[str], imgsz: int, images: list[np.ndarray],
+              cost: Callable[[nn.Module, int], tuple[int, float]], weights=None, data=None, runs: int = 10,
+              warmup: int = 2, progress_enabled: bool = True) -> list[Row]:
+    """One :class:`Row` per model and mode (module docstring); ``cost(model, imgsz) -> (params, GFLOPs)``."""
     from yololab.deploy.load import build_detector
-    from yololab.detect.predict import Predictor
+    from yololab.deploy.predict import Predictor
     from yololab.progress import progress
 
     rows = []
     bar = progress(total=len(models) * len(modes), desc="benchmark", enabled=progress_enabled)
     for name in models:
         net, _, _ = build_detector(weights, name, None)
-        trace = trace_model(net, imgsz)
+        params, gflops = cost(net, imgsz)
         for mode in modes:
             bar.set_postfix_str(f"{name} {mode}")
             predictor = Predictor(model=net, mode=mode, imgsz=imgsz)
@@ -120,8 +123,8 @@ def benchmark(models: list[str], modes: list[str], imgsz: int, images: list[np.n
             if data is not None:
                 acc = Predictor(model=net, mode=mode, imgsz=imgsz, conf=0.001, iou=0.7, max_det=300)
                 m5095, m50 = _accuracy(acc, data)
-            rows.append(Row(net.meta.name, predictor.meta.mode, imgsz, round(trace.params / 1e6, 3),
-                            round(trace.gflops, 2), lat["preprocess"], lat["inference"], lat["postprocess"],
+            rows.append(Row(net.meta.name, predictor.meta.mode, imgsz, round(params / 1e6, 3),
+                            round(gflops, 2), lat["preprocess"], lat["inference"], lat["postprocess"],
                             sum(lat.values()), tput, m5095, m50))
             bar.update(1)
     bar.close()

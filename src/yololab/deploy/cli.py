@@ -71,7 +71,7 @@ def register_predict(subparsers) -> None:
 def _predict(args: argparse.Namespace) -> int:
     refuse_to_replace([args.project / args.name], args.exist_ok, flag="--exist-ok")
     _check_model_args(args)
-    from yololab.detect.predict import run_predict
+    from yololab.deploy.predict import run_predict
 
     run_predict(args.source, args.weights, model=args.model, project=args.project, name=args.name,
                 save_images=not args.no_save, save_txt=args.save_txt, quiet=args.quiet,
@@ -142,7 +142,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.half and args.format == "onnx":
         raise UsageError("--half: ONNX Runtime's CPU provider runs float32 and int8, not fp16; use --format "
                          "openvino --half (fp16 weights) or --int8")
-    from yololab.deploy.export import run_export
+    from yololab.deploy.load import run_export
 
     imgsz = (args.imgsz[0], args.imgsz[-1])
     out = run_export(args.weights, paths[0], model=args.model, num_classes=args.num_classes, fmt=args.format,
@@ -218,7 +218,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 
     models = [resolve_name(m) for m in args.models]
     from yololab.deploy.benchmark import benchmark, write_outputs
-    from yololab.detect.predict import iter_frames, resolve_source
+    from yololab.deploy.predict import iter_frames, resolve_source
 
     if args.source is not None:
         files = resolve_source(args.source)
@@ -233,8 +233,14 @@ def _benchmark(args: argparse.Namespace) -> int:
         import numpy as np
 
         images = [np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)]
-    rows = benchmark(models, args.modes, args.imgsz, images, weights=args.weights, data=args.data, runs=args.runs,
-                     warmup=args.warmup, progress_enabled=not args.quiet)
+    from yololab.analysis.summary import trace_model
+
+    def cost(net, imgsz):
+        trace = trace_model(net, imgsz)
+        return trace.params, trace.gflops
+
+    rows = benchmark(models, args.modes, args.imgsz, images, cost, weights=args.weights, data=args.data,
+                     runs=args.runs, warmup=args.warmup, progress_enabled=not args.quiet)
     from yololab.deploy.benchmark import machine
 
     title = f"yololab benchmark, imgsz {args.imgsz}, {len(images)} photos x {args.runs} runs; {machine()}"

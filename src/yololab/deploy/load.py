@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from yololab.deploy.export import META_FORMAT, META_KEY, openvino_dir_xml
+from yololab.deploy.export import META_FORMAT, META_KEY, OPSET, export_detector, openvino_dir_xml
 from yololab.deploy.runtime import openvino_core, openvino_request, ort_session, prepare_for_inference
 from yololab.errors import WeightsError, YololabError
 
@@ -277,3 +277,24 @@ class ExportedModel:
             self._requests[x.shape] = request
         res = request.infer({0: x}, share_inputs=True, share_outputs=False)
         return torch.from_numpy(res[request.model_outputs[0]])
+
+
+def run_export(weights: str | os.PathLike | None, out: str | os.PathLike, *, model: str | None = None,
+               num_classes: int | None = None, fmt: str = "onnx", imgsz: tuple[int, int] = (640, 640),
+               batch: int = 1, dynamic: bool = False, opset: int = OPSET, half: bool = False, int8: bool = False,
+               data: str | os.PathLike | None = None, calib_images: int = 300) -> Path:
+    """``yololab export``: the detector of ``weights`` (or random-init ``model``) -> ``out``
+    (:func:`yololab.deploy.export.export_detector`); ``--int8`` calibrates on the train images of ``data``."""
+    net, names, source = build_detector(weights, model, num_classes)
+    stride = int(max(net.meta.strides))
+    if any(s % stride for s in imgsz):
+        raise YololabError(f"--imgsz {imgsz[0]} {imgsz[1]}: must be multiples of {net.meta.name}'s stride {stride}")
+    calibration = None
+    if int8:
+        if data is None:
+            raise YololabError("--int8 needs calibration images: pass --data DATA.yaml")
+        from yololab.deploy.quantize import calibration_inputs
+
+        calibration = calibration_inputs(data, imgsz, n=calib_images)
+    return export_detector(net, out, fmt=fmt, imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, half=half,
+                           int8=int8, calibration=calibration, names=names, source=source)

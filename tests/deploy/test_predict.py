@@ -2,7 +2,7 @@
 
 The detector here is a random-init yolov8n at 64-128 px in exact fp32 mode (what these tests check is the
 pipeline: sources, geometry, files written); that its boxes equal Ultralytics' on trained weights is
-tests/detect/test_predict_parity.py.
+tests/deploy/test_predict_parity.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from helpers import hash_tree, shared_data
 from yololab import cli
-from yololab.detect.predict import Predictor, read_video, resolve_source, run_predict
+from yololab.deploy.predict import Predictor, read_video, resolve_source, run_predict
 from yololab.errors import DataError
 
 OPTS = dict(model="yolov8n", num_classes=3, mode="fp32", imgsz=96, conf=0.0, max_det=5)

@@ -1,12 +1,12 @@
 """Detection on images and videos: sources in, boxes out (``yololab predict`` and the Python API).
 
-    from yololab.detect.predict import Predictor
+    from yololab.deploy.predict import Predictor
     predictor = Predictor("best.pt")                  # any weights build_model reads, or .onnx / OpenVINO
     for p in predictor("photos/"):                    # an image, folder, glob, video, .txt list, or arrays
         print(p.path, p.boxes, p.scores, p.classes)   # boxes x1, y1, x2, y2 in the photo's own pixels
 
 The pipeline is ``ultralytics predict``'s, step for step, so that in the exact mode (``mode="fp32"``) the same
-weights give the same boxes, scores and classes (tests/detect/test_predict_parity.py):
+weights give the same boxes, scores and classes (tests/deploy/test_predict_parity.py):
 
 1. read the image (OpenCV / simplejpeg, EXIF orientation applied), BGR uint8;
 2. letterbox: scale the long side to ``imgsz``, pad to the minimum rectangle (a multiple of the stride) when
