@@ -173,13 +173,11 @@ def _features(args: argparse.Namespace) -> int:
     _check_model_args(args)
     from yololab.analysis.features import write_features
     from yololab.data.io import read_image
-    from yololab.deploy.load import build_detector
+    from yololab.deploy.load import build_detector, check_imgsz
 
     image = read_image(args.image)
     net, _, _ = build_detector(args.weights, args.model, args.num_classes)
-    stride = int(max(net.meta.strides))
-    if args.imgsz % stride:
-        raise UsageError(f"--imgsz {args.imgsz}: must be a multiple of {net.meta.name}'s stride {stride}")
+    check_imgsz(net, [args.imgsz])
     files = write_features(net, image, args.out, imgsz=args.imgsz, channels=args.channels)
     print(f"wrote {len(files)} files into {args.out}; receptive fields: {args.out / 'receptive_fields.md'}")
     return 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -279,6 +279,15 @@ class ExportedModel:
         return torch.from_numpy(res[request.model_outputs[0]])
 
 
+def check_imgsz(net: nn.Module, imgsz: Sequence[int]) -> None:
+    """Refuse an input size that is not a multiple of the detector's largest stride (the feature maps would not
+    tile the input)."""
+    stride = int(max(net.meta.strides))
+    if any(s % stride for s in imgsz):
+        raise YololabError(f"--imgsz {' '.join(map(str, imgsz))}: must be multiples of {net.meta.name}'s stride "
+                           f"{stride}")
+
+
 def run_export(weights: str | os.PathLike | None, out: str | os.PathLike, *, model: str | None = None,
                num_classes: int | None = None, fmt: str = "onnx", imgsz: tuple[int, int] = (640, 640),
                batch: int = 1, dynamic: bool = False, opset: int = OPSET, half: bool = False, int8: bool = False,
@@ -286,9 +295,7 @@ def run_export(weights: str | os.PathLike | None, out: str | os.PathLike, *, mod
     """``yololab export``: the detector of ``weights`` (or random-init ``model``) -> ``out``
     (:func:`yololab.deploy.export.export_detector`); ``--int8`` calibrates on the train images of ``data``."""
     net, names, source = build_detector(weights, model, num_classes)
-    stride = int(max(net.meta.strides))
-    if any(s % stride for s in imgsz):
-        raise YololabError(f"--imgsz {imgsz[0]} {imgsz[1]}: must be multiples of {net.meta.name}'s stride {stride}")
+    check_imgsz(net, imgsz)
     calibration = None
     if int8:
         if data is None:
