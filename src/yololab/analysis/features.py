@@ -231,6 +231,6 @@ def write_features(model: nn.Module, image_bgr: np.ndarray, out: Path, imgsz: in
     written.append(write_text_atomic(out / "receptive_fields.csv", buf.getvalue()))
     written.append(write_text_atomic(out / "receptive_fields.md", fields_markdown(fields, imgsz)))
     written.append(write_bytes_atomic(out / "receptive_fields.png", receptive_field_figure(
-        rgb, [f for f in fields if f.tap.startswith("neck")], 1.0, f"{model.meta.name}: theoretical receptive "
-        f"fields of the neck outputs, centred ({imgsz} px input)")))
+        rgb, fields, 1.0, f"{model.meta.name}: theoretical receptive field of each stage, centred ({imgsz} px "
+        "input; + : clipped by the input)")))
     return [Path(p) for p in written]
