@@ -29,6 +29,7 @@ GROUPS = {
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
     "demo": "yololab.demo",
+    "detect": "yololab.detect.cli",
 }
 
 
