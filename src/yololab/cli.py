@@ -29,10 +29,8 @@ GROUPS = {
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
     "demo": "yololab.demo",
-    "predict": "yololab.deploy.cli",
-    "export": "yololab.deploy.cli",
-    "features": "yololab.deploy.cli",
-    "benchmark": "yololab.deploy.cli",
+    "detect": "yololab.detect.cli",
+    "deploy": "yololab.deploy.cli",  # predict, export, features, benchmark
 }
 
 
@@ -43,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"yololab {__version__}")
     sub = parser.add_subparsers(dest="group", metavar="<group>")
-    for module in dict.fromkeys(GROUPS.values()):  # a module may register several groups
+    for module in GROUPS.values():
         importlib.import_module(module).register(sub)
     return parser
 
