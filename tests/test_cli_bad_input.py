@@ -123,7 +123,6 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["predict", "--model", "yolov8n", "--source", "{coco8_dir}", "--project", "{file}"], "expected a folder"),
         (["predict", "--model", "yolov8n", "--source", "{coco8_dir}", "--project", "{tmp}", "--name", "full"],
          "full exists; pass --exist-ok"),
-    ],
         (["export", "--model", "yolov8n", "--format", "tflite"], "invalid choice: 'tflite'"),
         (["export", "--model", "yolov8n", "--int8"], "--int8 needs --data DATA.yaml"),
         (["export", "--model", "yolov8n", "--half"], "use --format openvino --half"),
