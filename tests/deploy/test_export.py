@@ -35,6 +35,7 @@ def _rel_max(y: torch.Tensor, ref: torch.Tensor) -> float:
     return float((y - ref).abs().max() / ref.abs().max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_onnxruntime_and_openvino_equal_pytorch(name, tmp_path):
     model = _calibrated(name)
@@ -93,6 +94,7 @@ def test_predict_runs_an_export_from_the_cli(tmp_path, capsys):
     assert cli.main(argv) == 0 and len(list((tmp_path / "p" / "labels").glob("*.json"))) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 def test_int8_keeps_the_outputs_close(fmt, tmp_path):
     """INT8 of a trained yolov8n (the Ultralytics-trained fixture of test_predict_parity.py), calibrated on 8
