@@ -109,6 +109,45 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["demo", "--imgsz", "0"], "argument --imgsz: expected a positive integer, got 0"),
         (["demo", "--out", "{old_demo}"], "models.txt exists (and 7 more of the outputs); pass --overwrite"),
     ],
+    "deploy": [
+        (["predict", "--model", "yolov8n", "--source", "{tmp}/missing.jpg"], "missing.jpg: no such file or folder"),
+        (["predict", "--model", "yolov8n", "--source", "{empty}"], "empty: no images or videos in this folder"),
+        (["predict", "--model", "yolov8n", "--source", "{file}"], "file.txt, line 1: not what you expected does not"),
+        (["predict", "--model", "yolov8n", "--source", "{tmp}/*.bmp"], "*.bmp: no image or video matches"),
+        (["predict", "--source", "{coco8_dir}"], "give --weights FILE (or --model NAME for a random-init model)"),
+        (["predict", "--model", "yolov9", "--source", "{coco8_dir}"], "unknown model 'yolov9'"),
+        (["predict", "--weights", "{tmp}/nope.pt", "--source", "{coco8_dir}"], "nope.pt does not exist"),
+        (["predict", "--weights", "{file}", "--source", "{coco8_dir}/images/val"], "not a weights file this tool"),
+        (["predict", "--model", "yolov8n", "--source", "{coco8_dir}", "--conf", "2"], "expected a number in [0, 1]"),
+        (["predict", "--model", "yolov8n", "--source", "{coco8_dir}", "--imgsz", "0"], "expected a positive integer"),
+        (["predict", "--model", "yolov8n", "--source", "{coco8_dir}", "--project", "{file}"], "expected a folder"),
+        (["predict", "--model", "yolov8n", "--source", "{coco8_dir}", "--project", "{tmp}", "--name", "full"],
+         "full exists; pass --exist-ok"),
+        (["export", "--model", "yolov8n", "--format", "tflite"], "invalid choice: 'tflite'"),
+        (["export", "--model", "yolov8n", "--int8"], "--int8 needs --data DATA.yaml"),
+        (["export", "--model", "yolov8n", "--half"], "use --format openvino --half"),
+        (["export", "--model", "yolov8n", "--format", "openvino", "--half", "--int8", "--data", "{coco8}"],
+         "--half and --int8 exclude each other"),
+        (["export", "--weights", "{file}"], "not a weights file this tool knows"),
+        (["export", "--model", "yolov8n", "--imgsz", "100", "--out", "{tmp}/e.onnx"], "must be multiples of yolov8n's"),
+        (["export", "--model", "yolov8n", "--imgsz", "64", "64", "64"], "--imgsz takes one or two numbers"),
+        (["export", "--model", "yolov8n", "--out", "{tmp}/e.xml"], "an ONNX model is an .onnx file"),
+        (["export", "--model", "yolov8n", "--out", "{tmp}/e.txt"], "expected a file name ending in .onnx"),
+        (["export", "--model", "yolov8n", "--out", "{old_onnx}"], "old.onnx exists; pass --overwrite"),
+        (["export"], "give --weights FILE (or --model NAME"),
+        (["features", "--model", "yolov8n", "--image", "{tmp}/nope.jpg"], "nope.jpg does not exist"),
+        (["features", "--model", "yolov8n", "--image", "{file}", "--out", "{tmp}/f"], "file.txt: cannot decode"),
+        (["features", "--image", "{file}"], "give --weights FILE (or --model NAME"),
+        (["features", "--model", "yolov8n", "--image", "{file}", "--out", "{file}"], "expected a folder"),
+        (["features", "--model", "yolov8n", "--image", "{file}", "--imgsz", "0"], "expected a positive integer"),
+        (["benchmark", "--models", "yolov9"], "unknown model 'yolov9'"),
+        (["benchmark", "--modes", "fp64"], "invalid choice: 'fp64'"),
+        (["benchmark", "--imgsz", "0"], "argument --imgsz: expected a positive integer, got 0"),
+        (["benchmark", "--data", "{tmp}/missing.yaml"], "missing.yaml does not exist"),
+        (["benchmark", "--models", "yolov8n", "yolo11n", "--weights", "{file}"], "--weights goes with one model"),
+        (["benchmark", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["benchmark", "--source", "{empty}", "--out", "{tmp}/b"], "empty: no images or videos in this folder"),
+    ],
     "detect": [
         (["train", "--data", "{coco8}", "--imgsz", "0"], "argument --imgsz: expected a positive integer, got 0"),
         (["train", "--data", "{coco8}", "batch=0"], "batch=0: expected a positive integer"),
@@ -155,7 +194,7 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
                  "old_figures/sota_detection.png", "old_demo/models.txt", "old_demo/yolov8n.png",
                  "old_demo/summary_yolov8n.txt", "old_demo/yolov8n.svg", "old_demo/yolov8n.mmd",
                  "old_demo/yolov8n.drawio", "old_demo/architectures.csv", "old_demo/architectures.md",
-                 "old_demo/notes.txt", "old_synth/synth.json", "old_synth/data.yaml"):
+                 "old_demo/notes.txt", "old_synth/synth.json", "old_synth/data.yaml", "old.onnx"):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"an earlier output: {name}\n")
@@ -164,7 +203,7 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
               "coco8": coco8, "coco8_dir": coco8.parent, "old_csv": tmp_path / "old.csv",
               "old_json": tmp_path / "old.json", "old_png": tmp_path / "old.png", "old_pt": tmp_path / "old.pt",
               "old_diagrams": tmp_path / "old_diagrams", "old_figures": tmp_path / "old_figures",
-              "old_demo": tmp_path / "old_demo", "old_synth": tmp_path / "old_synth"}
+              "old_demo": tmp_path / "old_demo", "old_synth": tmp_path / "old_synth", "old_onnx": tmp_path / "old.onnx"}
     return {k: str(v) for k, v in values.items()}
 
 

@@ -30,6 +30,7 @@ GROUPS = {
     "sota": "yololab.study.cli",
     "demo": "yololab.demo",
     "detect": "yololab.detect.cli",
+    "deploy": "yololab.deploy.cli",  # predict, export, features, benchmark
 }
 
 
