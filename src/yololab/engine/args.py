@@ -117,7 +117,9 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: dict | None = None
     for name, f in FIELDS.items():
         train_defaults[name] = default = defaults.get(name, f.default)
         flag = "--" + name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {default})"
+        help_text = f.metadata["help"]
+        if default not in (None, False) and "default" not in help_text:  # the CLI's help rule (tests/test_cli.py)
+            help_text += f" (default: {default})"
         if str(f.type) == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=help_text)
