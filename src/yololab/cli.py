@@ -21,6 +21,7 @@ GROUPS = {
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
     "demo": "yololab.demo",
+    "video": "yololab.video.cli",
 }
 
 

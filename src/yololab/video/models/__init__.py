@@ -69,8 +69,8 @@ def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle / zip errors of every kind: the file is not a state dict
         raise WeightsError(f"{path}: not a PyTorch state dict ({e.__class__.__name__})") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a checkpoint holding one
-        state = state["model"]
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a yololab checkpoint
+        state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: expected a state dict (names -> tensors)")
     target = model

@@ -1,0 +1,241 @@
+"""``yololab video``: synth, extract-frames, train, eval, predict (video classification).
+
+Only the standard library is imported here; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+MODELS = ["cnn_lstm", "cnn_gru", "frame_avg", "r3d_18", "r2plus1d_18", "c3d", "timesformer"]
+
+
+def _positive(kind):
+    def convert(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+        return value
+    return convert
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def _add_clip_args(p, train: bool = True) -> None:
+    g = p.add_argument_group("clips")
+    g.add_argument("--clip-len", type=_positive(int), default=8, help="frames per clip")
+    g.add_argument("--sampling", choices=["uniform", "segment", "dense"], default="segment",
+                   help="uniform over the video, TSN segments, or dense consecutive frames")
+    g.add_argument("--stride", type=_positive(int), default=2, help="frame step of dense sampling")
+    g.add_argument("--short", choices=["loop", "pad"], default="loop", help="videos shorter than a clip")
+    g.add_argument("--short-side", type=_positive(int), default=72, help="frames resized to this shorter side")
+    g.add_argument("--size", type=_positive(int), default=64, help="square crop side")
+    g.add_argument("--backend", choices=["pyav", "opencv"], default="pyav", help="video decoder")
+    if train:
+        g.add_argument("--hflip", type=_fraction, default=0.0,
+                       help="horizontal flip probability (0: a flip turns 'move left' into 'move right')")
+
+
+def _add_data_args(p) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=True,
+                   help="UCF-101 folder (with classInd.txt), class folders, frame folders or a Kinetics-style CSV")
+    g.add_argument("--fold", type=int, choices=[1, 2, 3], default=1, help="UCF-101 split")
+    g.add_argument("--val-fraction", type=_fraction, default=0.2, help="validation share of class folders")
+    g.add_argument("--val-data", default=None, help="validation CSV (with a CSV --data)")
+    g.add_argument("--val-clips", type=_positive(int), default=1, help="clips per validation video (averaged)")
+    g.add_argument("--val-crops", type=int, choices=[1, 3], default=1, help="crops per clip (averaged)")
+
+
+def _clip_config(args, layout: str = "TCHW"):
+    from yololab.video.datasets import ClipConfig
+
+    return ClipConfig(clip_len=args.clip_len, sampling=args.sampling, stride=args.stride, short=args.short,
+                      short_side=args.short_side, size=args.size, layout=layout,
+                      hflip=getattr(args, "hflip", 0.0), backend=args.backend)
+
+
+def cmd_synth(args) -> int:
+    from yololab.video.synth import synth_actions
+
+    synth_actions(args.out, args.classes, args.videos_per_class, args.frames, args.size, args.seed, args.format,
+                  args.fps, args.workers, args.overwrite, progress=True)
+    return 0
+
+
+def cmd_extract(args) -> int:
+    from yololab.video.extract import extract_frames
+
+    r = extract_frames(args.src, args.dst, args.frames, args.fps, args.size, args.workers, args.quality,
+                       args.backend, progress=sys.stderr.isatty())
+    print(f"extracted {r['done']} videos ({r['frames']} frames), {r['skipped']} already done, {r['failed']} failed "
+          f"-> {args.dst}")
+    for video, msg in r["failures"]:
+        print(f"failed: {msg}")
+    return 1 if r["failed"] else 0
+
+
+def _model_options(args) -> dict:
+    from yololab.video.models import OPTIONS
+
+    given = {"hidden": args.hidden, "layers": args.layers, "pool": args.pool, "dropout": args.dropout,
+             "freeze_encoder": args.freeze_encoder, "fc_dim": args.fc_dim, "img_size": args.size,
+             "frames": args.clip_len, "patch": args.patch, "dim": args.dim, "depth": args.depth, "heads": args.heads}
+    return {k: v for k, v in given.items() if k in OPTIONS[args.model]}
+
+
+def cmd_train(args) -> int:
+    from yololab.engine import Trainer
+    from yololab.engine.cli import config_from_args
+    from yololab.video.task import VideoTask
+
+    cfg = config_from_args(args)
+    task = VideoTask(cfg, args.data, args.model, _model_options(args), args.weights, _clip_config(args), args.fold,
+                     args.val_fraction, args.val_data, args.val_clips, args.val_crops)
+    summary = Trainer(task, cfg).fit()
+    print(f"best fitness (val top-1) {summary['best_fitness']} at epoch {summary['best_epoch']}; "
+          f"results in {summary['run_dir']}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    import numpy as np
+
+    from yololab.errors import DataError
+    from yololab.fileio import write_text_atomic
+    from yololab.video.datasets import ClipConfig, VideoClipDataset, read_video_list
+    from yololab.video.task import eval_loader, load_video_checkpoint, metrics_markdown, metrics_of, \
+        predict_views, write_eval_pictures
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.exist_ok:
+        raise DataError(f"{out}: exists and is not empty; pass --exist-ok to write into it")
+    model, meta = load_video_checkpoint(args.weights)
+    clip = ClipConfig(**{**meta["clip"], "backend": args.backend})
+    videos = read_video_list(args.data, False, args.fold, args.val_fraction, args.seed, args.val_data,
+                             classes=meta["classes"])
+    if videos.classes != meta["classes"]:
+        raise DataError(f"{args.data}: its classes differ from those the model was trained on")
+    ds = VideoClipDataset(videos, clip, False, args.val_clips, args.val_crops)
+    probs, labels, index = predict_views(model, eval_loader(ds, args.batch, args.workers), "cpu", clip.layout,
+                                         meta["normalization"])
+    if not len(labels):
+        raise DataError(f"{args.data}: no readable validation video")
+    m = metrics_of(probs, labels, videos.classes)
+    out.mkdir(parents=True, exist_ok=True)
+    write_eval_pictures(out, m, ds, probs, labels, index, title=f"{meta['model_name']}: {videos.source}")
+    text = (f"# yololab video eval\n\nweights `{args.weights}`, data `{videos.source}` ({len(labels)} videos, "
+            f"{args.val_clips} clip(s) x {args.val_crops} crop(s))\n\n" + metrics_markdown(m, videos.classes)
+            + "\n![confusion matrix](confusion.png)\n\n![samples](samples.png)\n")
+    write_text_atomic(out / "report.md", text)
+    keep = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in m.items()}
+    write_text_atomic(out / "metrics.json", json.dumps({"classes": videos.classes, **keep}, indent=1))
+    print(f"top-1 {m['top1']:.4f}  top-5 {m['top5']:.4f}  mean class acc {m['mean_class_acc']:.4f}  "
+          f"({len(labels)} videos) -> {out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from yololab.video.predict import predict_video, write_labelled
+
+    ranked = predict_video(args.weights, args.video, args.clips, args.crops, args.backend)
+    for name, p in ranked[:5]:
+        print(f"{p:7.4f}  {name}")
+    if args.out:
+        from yololab.errors import DataError
+
+        if Path(args.out).exists() and not args.overwrite:
+            raise DataError(f"{args.out}: exists; pass --overwrite to replace it")
+        name, p = ranked[0]
+        print(f"wrote {write_labelled(args.video, args.out, f'{name} {p:.2f}')}")
+    return 0
+
+
+def register(subparsers) -> None:
+    from yololab._cli_group import formatter
+
+    help_text = "Video classification: synth, extract-frames, train, eval, predict."
+    parser = subparsers.add_parser("video", help=help_text, description=help_text)
+    parser.set_defaults(_parser=parser)
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    fmt = formatter()
+
+    p = sub.add_parser("synth", help="write the synthetic action dataset (UCF-101 layout)", formatter_class=fmt)
+    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
+    p.add_argument("--classes", type=_positive(int), default=10, help="number of motion classes (1-10)")
+    p.add_argument("--videos-per-class", type=_positive(int), default=40, help="videos per class")
+    p.add_argument("--frames", type=_positive(int), default=16, help="frames per video")
+    p.add_argument("--size", type=_positive(int), default=64, help="frame side in pixels (even)")
+    p.add_argument("--fps", type=_positive(int), default=25, help="frames per second")
+    p.add_argument("--format", choices=["avi", "mp4"], default="avi", help="MPEG-4 AVI (as UCF-101) or H.264 MP4")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier synth output in --out")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("extract-frames", help="videos -> JPEG frame folders (parallel, resumable)",
+                       formatter_class=fmt)
+    p.add_argument("src", help="folder of videos (searched recursively)")
+    p.add_argument("dst", help="output folder, outside SRC")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--frames", type=_positive(int), default=None, help="frames per video, spread uniformly")
+    g.add_argument("--fps", type=_positive(float), default=None, help="frames per second of video")
+    p.add_argument("--size", type=_positive(int), default=None, help="resize the shorter side to this")
+    p.add_argument("--quality", type=int, default=95, choices=range(1, 101), metavar="1-100", help="JPEG quality")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    p.add_argument("--backend", choices=["pyav", "opencv"], default="pyav", help="video decoder")
+    p.set_defaults(func=cmd_extract)
+
+    from yololab.engine.cli import add_train_args  # standard library only, like this module
+
+    p = sub.add_parser("train", help="train a video classifier (yololab.engine)", formatter_class=fmt)
+    _add_data_args(p)
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=MODELS, default="cnn_lstm", help="architecture")
+    g.add_argument("--weights", default=None, help="local file: torchvision resnet18/r3d_18/r2plus1d_18 state dict")
+    g.add_argument("--hidden", type=_positive(int), default=256, help="LSTM/GRU width")
+    g.add_argument("--layers", type=int, choices=[1, 2], default=1, help="LSTM/GRU layers")
+    g.add_argument("--pool", choices=["last", "mean"], default="last", help="LSTM/GRU output: last step or mean")
+    g.add_argument("--dropout", type=_fraction, default=0.0, help="dropout before the classifier")
+    g.add_argument("--freeze-encoder", action="store_true", help="keep the ResNet-18 frame encoder fixed")
+    g.add_argument("--fc-dim", type=_positive(int), default=4096, help="C3D fc6/fc7 width")
+    g.add_argument("--patch", type=_positive(int), default=8, help="TimeSformer patch size")
+    g.add_argument("--dim", type=_positive(int), default=128, help="TimeSformer width")
+    g.add_argument("--depth", type=_positive(int), default=4, help="TimeSformer blocks")
+    g.add_argument("--heads", type=_positive(int), default=4, help="TimeSformer attention heads")
+    _add_clip_args(p)
+    add_train_args(p, {"epochs": 10, "batch": 16, "optimizer": "AdamW", "lr0": 0.001, "lrf": 0.01,
+                       "weight_decay": 0.05, "scheduler": "cosine", "warmup_epochs": 1.0, "ema": False})
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="video-level accuracy, per-class P/R/F1, confusion matrix of a checkpoint",
+                       formatter_class=fmt)
+    p.add_argument("weights", help="checkpoint of `yololab video train` (weights/best.pt)")
+    _add_data_args(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the class-folder split (as in training)")
+    p.add_argument("--batch", type=_positive(int), default=8, help="videos per batch")
+    p.add_argument("--workers", type=int, default=2, help="loader processes")
+    p.add_argument("--backend", choices=["pyav", "opencv"], default="pyav", help="video decoder")
+    p.add_argument("--out", default="runs/video/eval", help="output folder (report.md, confusion.png, metrics.json)")
+    p.add_argument("--exist-ok", action="store_true", help="write into an existing, non-empty --out")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="top-5 classes of a video; optionally write it with the label drawn",
+                       formatter_class=fmt)
+    p.add_argument("weights", help="checkpoint of `yololab video train`")
+    p.add_argument("video", help="video file (or frame folder)")
+    p.add_argument("--clips", type=_positive(int), default=3, help="clips averaged")
+    p.add_argument("--crops", type=int, choices=[1, 3], default=1, help="crops per clip averaged")
+    p.add_argument("--backend", choices=["pyav", "opencv"], default="pyav", help="video decoder")
+    p.add_argument("--out", default=None, help="write the video with the top class drawn (.mp4 or .avi)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=cmd_predict)
