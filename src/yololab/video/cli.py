@@ -28,6 +28,11 @@ def _fraction(text):
     return value
 
 
+def _add_backend(p) -> None:
+    p.add_argument("--backend", choices=["auto", "pyav", "opencv"], default="auto",
+                   help="video decoder: auto = OpenCV decoding forward, PyAV seeking when a clip starts late")
+
+
 def _add_clip_args(p, train: bool = True) -> None:
     g = p.add_argument_group("clips")
     g.add_argument("--clip-len", type=_positive(int), default=8, help="frames per clip")
@@ -37,7 +42,7 @@ def _add_clip_args(p, train: bool = True) -> None:
     g.add_argument("--short", choices=["loop", "pad"], default="loop", help="videos shorter than a clip")
     g.add_argument("--short-side", type=_positive(int), default=72, help="frames resized to this shorter side")
     g.add_argument("--size", type=_positive(int), default=64, help="square crop side")
-    g.add_argument("--backend", choices=["pyav", "opencv"], default="pyav", help="video decoder")
+    _add_backend(g)
     if train:
         g.add_argument("--hflip", type=_fraction, default=0.0,
                        help="horizontal flip probability (0: a flip turns 'move left' into 'move right')")
@@ -192,7 +197,7 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=_positive(int), default=None, help="resize the shorter side to this")
     p.add_argument("--quality", type=int, default=95, choices=range(1, 101), metavar="1-100", help="JPEG quality")
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
-    p.add_argument("--backend", choices=["pyav", "opencv"], default="pyav", help="video decoder")
+    _add_backend(p)
     p.set_defaults(func=cmd_extract)
 
     from yololab.engine.cli import add_train_args  # standard library only, like this module
@@ -224,7 +229,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the class-folder split (as in training)")
     p.add_argument("--batch", type=_positive(int), default=8, help="videos per batch")
     p.add_argument("--workers", type=int, default=2, help="loader processes")
-    p.add_argument("--backend", choices=["pyav", "opencv"], default="pyav", help="video decoder")
+    _add_backend(p)
     p.add_argument("--out", default="runs/video/eval", help="output folder (report.md, confusion.png, metrics.json)")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing, non-empty --out")
     p.set_defaults(func=cmd_eval)
@@ -235,7 +240,7 @@ def register(subparsers) -> None:
     p.add_argument("video", help="video file (or frame folder)")
     p.add_argument("--clips", type=_positive(int), default=3, help="clips averaged")
     p.add_argument("--crops", type=int, choices=[1, 3], default=1, help="crops per clip averaged")
-    p.add_argument("--backend", choices=["pyav", "opencv"], default="pyav", help="video decoder")
+    _add_backend(p)
     p.add_argument("--out", default=None, help="write the video with the top class drawn (.mp4 or .avi)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=cmd_predict)

@@ -223,7 +223,7 @@ class ClipConfig:
     size: int = 64           # square crop side
     layout: str = "TCHW"     # or CTHW (3D CNNs)
     hflip: float = 0.0       # training flip probability: keep 0 when direction is the class (left vs right)
-    backend: str = "pyav"
+    backend: str = "auto"
 
 
 class VideoClipDataset(torch.utils.data.Dataset):

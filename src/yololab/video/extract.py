@@ -61,7 +61,7 @@ def extract_one(job) -> tuple[str, str, int]:
 
 
 def extract_frames(src: str | Path, dst: str | Path, frames: int | None = None, fps: float | None = None,
-                   size: int | None = None, workers: int | None = None, quality: int = 95, backend: str = "pyav",
+                   size: int | None = None, workers: int | None = None, quality: int = 95, backend: str = "auto",
                    progress: bool = True) -> dict:
     """Extract every video below ``src`` into ``dst``; returns counts and the failures (video, message)."""
     from tqdm import tqdm

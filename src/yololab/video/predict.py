@@ -13,7 +13,7 @@ from yololab.video.decode import open_video
 from yololab.video.task import load_video_checkpoint, normalize
 
 
-def predict_video(weights: str | Path, video: str | Path, clips: int = 3, crops: int = 1, backend: str = "pyav"):
+def predict_video(weights: str | Path, video: str | Path, clips: int = 3, crops: int = 1, backend: str = "auto"):
     """[(class, probability)] sorted best first, from ``clips x crops`` views averaged."""
     model, meta = load_video_checkpoint(weights)
     cfg = ClipConfig(**{**meta["clip"], "backend": backend})

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -128,8 +129,9 @@ def render_video(cls: int, seed: int, index: int, frames: int = 16, size: int = 
     return out
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, fmt: str | None = None) -> Path:
-    """Encode RGB uint8 frames ``(T, H, W, 3)`` (even H, W) as H.264 MP4 or MPEG-4 AVI, atomically."""
+def write_video(path: str | Path, frames, fps: int = 25, fmt: str | None = None, gop: int = 8) -> Path:
+    """Encode RGB uint8 frames (an array ``(T, H, W, 3)`` or any iterable of ``(H, W, 3)``, even H and W)
+    as H.264 MP4 or MPEG-4 AVI with a key frame every ``gop`` frames, atomically."""
     import av
 
     path = Path(path)
@@ -138,17 +140,21 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, fmt: str | 
         raise DataError(f"{path}: video format must be one of {sorted(FORMATS)}")
     with atomic_path(path) as tmp:
         with av.open(tmp, "w", format="avi" if fmt == "avi" else "mp4") as c:
-            s = c.add_stream(FORMATS[fmt], rate=fps)
-            s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            s.gop_size = 8  # a key frame every 8 frames: clips seek instead of decoding from the start
-            s.thread_count = 1  # deterministic bytes
-            if fmt == "mp4":
-                s.options = {"crf": "18", "preset": "veryfast"}
-            else:
-                s.bit_rate = 2_000_000
+            s = None
             for f in frames:
+                if s is None:
+                    s = c.add_stream(FORMATS[fmt], rate=fps)
+                    s.width, s.height, s.pix_fmt = f.shape[1], f.shape[0], "yuv420p"
+                    s.gop_size = gop  # key frames let clips seek instead of decoding from the start
+                    s.thread_count = 1  # deterministic bytes
+                    if fmt == "mp4":
+                        s.options = {"crf": "18", "preset": "veryfast"}
+                    else:
+                        s.bit_rate = 2_000_000
                 for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                     c.mux(pkt)
+            if s is None:
+                raise DataError(f"{path}: no frame to write")
             for pkt in s.encode():
                 c.mux(pkt)
     return path
@@ -216,7 +222,7 @@ def synth_actions(out: str | Path, classes: int = 10, videos_per_class: int = 40
         write_text_atomic(ann / f"testlist0{k}.txt", "".join(f"{line}\n" for line in test))
     workers = (os.cpu_count() or 1) if workers is None else max(0, workers)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(jobs), desc="synth videos", unit="video", disable=not progress)
+    bar = tqdm(total=len(jobs), desc="synth videos", unit="video", disable=not (progress and sys.stderr.isatty()))
     if workers <= 1:
         for job in jobs:
             _write_one(job)
