@@ -218,8 +218,10 @@ def register(subparsers) -> None:
     g.add_argument("--depth", type=_positive(int), default=4, help="TimeSformer blocks")
     g.add_argument("--heads", type=_positive(int), default=4, help="TimeSformer attention heads")
     _add_clip_args(p)
-    add_train_args(p, {"epochs": 10, "batch": 16, "optimizer": "AdamW", "lr0": 0.001, "lrf": 0.01,
-                       "weight_decay": 0.05, "scheduler": "cosine", "warmup_epochs": 1.0, "ema": False})
+    # AdamW, warmup + cosine; biases warm up from 0 like the rest (a bias LR of 0.1 wrecks Adam), no EMA (short runs)
+    add_train_args(p, {"epochs": 10, "batch": 16, "optimizer": "AdamW", "lr0": 0.001, "lrf": 0.01, "momentum": 0.9,
+                       "weight_decay": 0.05, "scheduler": "cosine", "warmup_epochs": 1.0, "warmup_bias_lr": 0.0,
+                       "ema": False})
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="video-level accuracy, per-class P/R/F1, confusion matrix of a checkpoint",
