@@ -9,7 +9,7 @@ Checked here, without building any real weights:
   well formed;
 * every row of a "What changed" table gives a reason ("why") backed by a cited source;
 * the lineage timeline is in date order and links each idea to its origin;
-* every zoo model has a sourced COCO val2017 mAP row in docs/sota_table.csv, and the accuracy-beside-cost
+* every zoo model has a sourced COCO val2017 mAP row in src/yololab/study/sota_table.csv, and the accuracy-beside-cost
   table of docs/architectures.md repeats those rows and the generated parameters and GFLOPs exactly;
 * the prediction counts of the inference note equal the models' eval outputs at 640.
 """
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTES_DIR = ROOT / "docs" / "architectures"
 FAMILY_NOTES = ["yolov3.md", "yolov5.md", "yolov8.md", "yolo11.md"]
 NOTES = FAMILY_NOTES + ["inference.md"]
-SOTA_TABLE = ROOT / "docs" / "sota_table.csv"
+SOTA_TABLE = ROOT / "src" / "yololab" / "study" / "sota_table.csv"
 ARCH_MD, ARCH_CSV = ROOT / "docs" / "architectures.md", ROOT / "docs" / "architectures.csv"
 GENERATED = {"docs/architectures.md", "docs/architectures.csv"}  # written by `yololab models compare`
 
@@ -322,7 +322,7 @@ def test_lineage_timeline_is_dated_ordered_and_linked():
 
 
 def _sota_rows() -> dict[int, dict]:
-    """Rows of docs/sota_table.csv keyed by their line number (what `sota_table.csv#L<n>` links point at)."""
+    """Rows of src/yololab/study/sota_table.csv keyed by their line number (what `sota_table.csv#L<n>` links point at)."""
     with open(SOTA_TABLE, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         return {reader.line_num: row for row in reader}
@@ -345,7 +345,7 @@ def test_every_zoo_model_has_a_sourced_coco_map_row():
 def test_sota_table_links_name_the_rows_they_point_at():
     rows = _sota_rows()
     for doc in NOTES + ["README.md", "../architectures.md"]:
-        for text, line in re.findall(r"\[([^\]]+)\]\((?:\.\./)?sota_table\.csv#L(\d+)\)", _read(doc)):
+        for text, line in re.findall(r"\[([^\]]+)\]\((?:\.\./)+src/yololab/study/sota_table\.csv#L(\d+)\)", _read(doc)):
             if text == "SOTA table row":
                 continue
             assert int(line) in rows and rows[int(line)]["model"] == text, f"{doc}: {text} -> line {line}"
@@ -358,7 +358,7 @@ def test_accuracy_beside_cost_table_repeats_its_sources():
     generated, sota = _generated_compare(), _sota_rows()
     assert [r[0] for r in table] == list(generated), "one row per zoo model, in the compare table's order"
     for model, version, value, source, params, gflops in table:
-        label, line = re.fullmatch(r"\[([^\]]+)\]\(sota_table\.csv#L(\d+)\)", source).groups()
+        label, line = re.fullmatch(r"\[([^\]]+)\]\(\.\./src/yololab/study/sota_table\.csv#L(\d+)\)", source).groups()
         row = sota[int(line)]
         assert row["model"] == label and row["model"].lower() == model and row["value"] == value, model
         assert version == generated[model]["version"]
