@@ -9,16 +9,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from yololab._cli_group import FORMATTER, add_group, non_negative_int, positive_int
+
 MODELS = ["cnn_lstm", "cnn_gru", "frame_avg", "r3d_18", "r2plus1d_18", "c3d", "timesformer"]
 
 
-def _positive(kind):
-    def convert(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-        return value
-    return convert
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
 
 
 def _fraction(text):
@@ -35,13 +35,13 @@ def _add_backend(p) -> None:
 
 def _add_clip_args(p, train: bool = True) -> None:
     g = p.add_argument_group("clips")
-    g.add_argument("--clip-len", type=_positive(int), default=8, help="frames per clip")
+    g.add_argument("--clip-len", type=positive_int, default=8, help="frames per clip")
     g.add_argument("--sampling", choices=["uniform", "segment", "dense"], default="segment",
                    help="uniform over the video, TSN segments, or dense consecutive frames")
-    g.add_argument("--stride", type=_positive(int), default=2, help="frame step of dense sampling")
+    g.add_argument("--stride", type=positive_int, default=2, help="frame step of dense sampling")
     g.add_argument("--short", choices=["loop", "pad"], default="loop", help="videos shorter than a clip")
-    g.add_argument("--short-side", type=_positive(int), default=72, help="frames resized to this shorter side")
-    g.add_argument("--size", type=_positive(int), default=64, help="square crop side")
+    g.add_argument("--short-side", type=positive_int, default=72, help="frames resized to this shorter side")
+    g.add_argument("--size", type=positive_int, default=64, help="square crop side")
     _add_backend(g)
     if train:
         g.add_argument("--hflip", type=_fraction, default=0.0,
@@ -55,7 +55,7 @@ def _add_data_args(p) -> None:
     g.add_argument("--fold", type=int, choices=[1, 2, 3], default=1, help="UCF-101 split")
     g.add_argument("--val-fraction", type=_fraction, default=0.2, help="validation share of class folders")
     g.add_argument("--val-data", default=None, help="validation CSV (with a CSV --data)")
-    g.add_argument("--val-clips", type=_positive(int), default=1, help="clips per validation video (averaged)")
+    g.add_argument("--val-clips", type=positive_int, default=1, help="clips per validation video (averaged)")
     g.add_argument("--val-crops", type=int, choices=[1, 3], default=1, help="crops per clip (averaged)")
 
 
@@ -98,7 +98,7 @@ def _model_options(args) -> dict:
 
 def cmd_train(args) -> int:
     from yololab.engine import Trainer
-    from yololab.engine.cli import config_from_args
+    from yololab.engine.args import config_from_args
     from yololab.video.task import VideoTask
 
     cfg = config_from_args(args)
@@ -166,24 +166,19 @@ def cmd_predict(args) -> int:
 
 
 def register(subparsers) -> None:
-    from yololab._cli_group import formatter
-
-    help_text = "Video classification: synth, extract-frames, train, eval, predict."
-    parser = subparsers.add_parser("video", help=help_text, description=help_text)
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="command", metavar="<command>")
-    fmt = formatter()
+    sub = add_group(subparsers, "video", "Video classification: synth, extract-frames, train, eval, predict.")
+    fmt = FORMATTER
 
     p = sub.add_parser("synth", help="write the synthetic action dataset (UCF-101 layout)", formatter_class=fmt)
     p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
-    p.add_argument("--classes", type=_positive(int), default=10, help="number of motion classes (1-10)")
-    p.add_argument("--videos-per-class", type=_positive(int), default=40, help="videos per class")
-    p.add_argument("--frames", type=_positive(int), default=16, help="frames per video")
-    p.add_argument("--size", type=_positive(int), default=64, help="frame side in pixels (even)")
-    p.add_argument("--fps", type=_positive(int), default=25, help="frames per second")
+    p.add_argument("--classes", type=positive_int, default=10, help="number of motion classes (1-10)")
+    p.add_argument("--videos-per-class", type=positive_int, default=40, help="videos per class")
+    p.add_argument("--frames", type=positive_int, default=16, help="frames per video")
+    p.add_argument("--size", type=positive_int, default=64, help="frame side in pixels (even)")
+    p.add_argument("--fps", type=positive_int, default=25, help="frames per second")
     p.add_argument("--format", choices=["avi", "mp4"], default="avi", help="MPEG-4 AVI (as UCF-101) or H.264 MP4")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    p.add_argument("--workers", type=non_negative_int, default=None, help="processes (default: one per CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier synth output in --out")
     p.set_defaults(func=cmd_synth)
 
@@ -192,31 +187,31 @@ def register(subparsers) -> None:
     p.add_argument("src", help="folder of videos (searched recursively)")
     p.add_argument("dst", help="output folder, outside SRC")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--frames", type=_positive(int), default=None, help="frames per video, spread uniformly")
-    g.add_argument("--fps", type=_positive(float), default=None, help="frames per second of video")
-    p.add_argument("--size", type=_positive(int), default=None, help="resize the shorter side to this")
+    g.add_argument("--frames", type=positive_int, default=None, help="frames per video, spread uniformly")
+    g.add_argument("--fps", type=_positive_float, default=None, help="frames per second of video")
+    p.add_argument("--size", type=positive_int, default=None, help="resize the shorter side to this")
     p.add_argument("--quality", type=int, default=95, choices=range(1, 101), metavar="1-100", help="JPEG quality")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    p.add_argument("--workers", type=non_negative_int, default=None, help="processes (default: one per CPU)")
     _add_backend(p)
     p.set_defaults(func=cmd_extract)
 
-    from yololab.engine.cli import add_train_args  # standard library only, like this module
+    from yololab.engine.args import add_train_args  # standard library only, like this module
 
     p = sub.add_parser("train", help="train a video classifier (yololab.engine)", formatter_class=fmt)
     _add_data_args(p)
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=MODELS, default="cnn_lstm", help="architecture")
     g.add_argument("--weights", default=None, help="local file: torchvision resnet18/r3d_18/r2plus1d_18 state dict")
-    g.add_argument("--hidden", type=_positive(int), default=256, help="LSTM/GRU width")
+    g.add_argument("--hidden", type=positive_int, default=256, help="LSTM/GRU width")
     g.add_argument("--layers", type=int, choices=[1, 2], default=1, help="LSTM/GRU layers")
     g.add_argument("--pool", choices=["last", "mean"], default="last", help="LSTM/GRU output: last step or mean")
     g.add_argument("--dropout", type=_fraction, default=0.0, help="dropout before the classifier")
     g.add_argument("--freeze-encoder", action="store_true", help="keep the ResNet-18 frame encoder fixed")
-    g.add_argument("--fc-dim", type=_positive(int), default=4096, help="C3D fc6/fc7 width")
-    g.add_argument("--patch", type=_positive(int), default=8, help="TimeSformer patch size")
-    g.add_argument("--dim", type=_positive(int), default=128, help="TimeSformer width")
-    g.add_argument("--depth", type=_positive(int), default=4, help="TimeSformer blocks")
-    g.add_argument("--heads", type=_positive(int), default=4, help="TimeSformer attention heads")
+    g.add_argument("--fc-dim", type=positive_int, default=4096, help="C3D fc6/fc7 width")
+    g.add_argument("--patch", type=positive_int, default=8, help="TimeSformer patch size")
+    g.add_argument("--dim", type=positive_int, default=128, help="TimeSformer width")
+    g.add_argument("--depth", type=positive_int, default=4, help="TimeSformer blocks")
+    g.add_argument("--heads", type=positive_int, default=4, help="TimeSformer attention heads")
     _add_clip_args(p)
     # AdamW, warmup + cosine; biases warm up from 0 like the rest (a bias LR of 0.1 wrecks Adam), no EMA (short runs)
     add_train_args(p, {"epochs": 10, "batch": 16, "optimizer": "AdamW", "lr0": 0.001, "lrf": 0.01, "momentum": 0.9,
@@ -229,8 +224,8 @@ def register(subparsers) -> None:
     p.add_argument("weights", help="checkpoint of `yololab video train` (weights/best.pt)")
     _add_data_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the class-folder split (as in training)")
-    p.add_argument("--batch", type=_positive(int), default=8, help="videos per batch")
-    p.add_argument("--workers", type=int, default=2, help="loader processes")
+    p.add_argument("--batch", type=positive_int, default=8, help="videos per batch")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="loader processes")
     _add_backend(p)
     p.add_argument("--out", default="runs/video/eval", help="output folder (report.md, confusion.png, metrics.json)")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing, non-empty --out")
@@ -240,7 +235,7 @@ def register(subparsers) -> None:
                        formatter_class=fmt)
     p.add_argument("weights", help="checkpoint of `yololab video train`")
     p.add_argument("video", help="video file (or frame folder)")
-    p.add_argument("--clips", type=_positive(int), default=3, help="clips averaged")
+    p.add_argument("--clips", type=positive_int, default=3, help="clips averaged")
     p.add_argument("--crops", type=int, choices=[1, 3], default=1, help="crops per clip averaged")
     _add_backend(p)
     p.add_argument("--out", default=None, help="write the video with the top class drawn (.mp4 or .avi)")
