@@ -51,11 +51,3 @@ def test_train_resume_eval_predict(tiny_synth, tmp_path, capsys):
         assert c.streams.video[0].frames == 8
     assert main(["video", "predict", str(run / "weights" / "best.pt"), str(video), "--out", str(labelled)]) == 2
 
-
-def test_bad_arguments_fail_before_any_work(tmp_path, capsys):
-    assert main(["video", "predict", str(tmp_path / "none.pt"), str(tmp_path / "v.avi")]) == 2
-    assert "none.pt: checkpoint not found" in capsys.readouterr().err
-    assert main(["video", "train", "--data", str(tmp_path), "--clip-len", "0"]) == 2
-    assert "expected a positive integer" in capsys.readouterr().err
-    assert main(["video", "train", "--data", str(tmp_path / "missing")]) == 2
-    assert "dataset not found" in capsys.readouterr().err

@@ -5,27 +5,13 @@ Only the standard library is imported here; each command imports what it needs w
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-from yololab._cli_group import FORMATTER, add_group, non_negative_int, positive_int
+from yololab._cli_group import (FORMATTER, add_group, add_overwrite, input_file, input_path, non_negative_int,
+                                output_dir, output_file, positive_float, positive_int, probability,
+                                refuse_to_replace)
 
 MODELS = ["cnn_lstm", "cnn_gru", "frame_avg", "r3d_18", "r2plus1d_18", "c3d", "timesformer"]
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _fraction(text):
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
 
 
 def _add_backend(p) -> None:
@@ -44,17 +30,17 @@ def _add_clip_args(p, train: bool = True) -> None:
     g.add_argument("--size", type=positive_int, default=64, help="square crop side")
     _add_backend(g)
     if train:
-        g.add_argument("--hflip", type=_fraction, default=0.0,
+        g.add_argument("--hflip", type=probability, default=0.0,
                        help="horizontal flip probability (0: a flip turns 'move left' into 'move right')")
 
 
 def _add_data_args(p) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=True,
+    g.add_argument("--data", required=True, type=input_path,
                    help="UCF-101 folder (with classInd.txt), class folders, frame folders or a Kinetics-style CSV")
     g.add_argument("--fold", type=int, choices=[1, 2, 3], default=1, help="UCF-101 split")
-    g.add_argument("--val-fraction", type=_fraction, default=0.2, help="validation share of class folders")
-    g.add_argument("--val-data", default=None, help="validation CSV (with a CSV --data)")
+    g.add_argument("--val-fraction", type=probability, default=0.2, help="validation share of class folders")
+    g.add_argument("--val-data", type=input_file, default=None, help="validation CSV (with a CSV --data)")
     g.add_argument("--val-clips", type=positive_int, default=1, help="clips per validation video (averaged)")
     g.add_argument("--val-crops", type=int, choices=[1, 3], default=1, help="crops per clip (averaged)")
 
@@ -79,7 +65,7 @@ def cmd_extract(args) -> int:
     from yololab.video.extract import extract_frames
 
     r = extract_frames(args.src, args.dst, args.frames, args.fps, args.size, args.workers, args.quality,
-                       args.backend, progress=sys.stderr.isatty())
+                       args.backend)
     print(f"extracted {r['done']} videos ({r['frames']} frames), {r['skipped']} already done, {r['failed']} failed "
           f"-> {args.dst}")
     for video, msg in r["failures"]:
@@ -121,9 +107,8 @@ def cmd_eval(args) -> int:
     from yololab.video.task import eval_loader, load_video_checkpoint, metrics_markdown, metrics_of, \
         predict_views, write_eval_pictures
 
+    refuse_to_replace([args.out], args.exist_ok, flag="--exist-ok")
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.exist_ok:
-        raise DataError(f"{out}: exists and is not empty; pass --exist-ok to write into it")
     model, meta = load_video_checkpoint(args.weights)
     clip = ClipConfig(**{**meta["clip"], "backend": args.backend})
     videos = read_video_list(args.data, False, args.fold, args.val_fraction, args.seed, args.val_data,
@@ -150,16 +135,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    if args.out:
+        refuse_to_replace([args.out], args.overwrite)
     from yololab.video.predict import predict_video, write_labelled
 
     ranked = predict_video(args.weights, args.video, args.clips, args.crops, args.backend)
     for name, p in ranked[:5]:
         print(f"{p:7.4f}  {name}")
     if args.out:
-        from yololab.errors import DataError
-
-        if Path(args.out).exists() and not args.overwrite:
-            raise DataError(f"{args.out}: exists; pass --overwrite to replace it")
         name, p = ranked[0]
         print(f"wrote {write_labelled(args.video, args.out, f'{name} {p:.2f}')}")
     return 0
@@ -169,8 +152,8 @@ def register(subparsers) -> None:
     sub = add_group(subparsers, "video", "Video classification: synth, extract-frames, train, eval, predict.")
     fmt = FORMATTER
 
-    p = sub.add_parser("synth", help="write the synthetic action dataset (UCF-101 layout)", formatter_class=fmt)
-    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
+    p = sub.add_parser("synth", help="Write the synthetic action dataset (UCF-101 layout).", formatter_class=fmt)
+    p.add_argument("--out", required=True, type=output_dir, help="output folder (new, empty, or an earlier synth output)")
     p.add_argument("--classes", type=positive_int, default=10, help="number of motion classes (1-10)")
     p.add_argument("--videos-per-class", type=positive_int, default=40, help="videos per class")
     p.add_argument("--frames", type=positive_int, default=16, help="frames per video")
@@ -179,16 +162,16 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=["avi", "mp4"], default="avi", help="MPEG-4 AVI (as UCF-101) or H.264 MP4")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--workers", type=non_negative_int, default=None, help="processes (default: one per CPU)")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier synth output in --out")
+    add_overwrite(p, "an earlier synth output in --out")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("extract-frames", help="videos -> JPEG frame folders (parallel, resumable)",
+    p = sub.add_parser("extract-frames", help="Extract videos into JPEG frame folders (parallel, resumable).",
                        formatter_class=fmt)
-    p.add_argument("src", help="folder of videos (searched recursively)")
-    p.add_argument("dst", help="output folder, outside SRC")
+    p.add_argument("src", type=input_path, help="folder of videos (searched recursively)")
+    p.add_argument("dst", type=output_dir, help="output folder, outside SRC (finished videos in it are skipped)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--frames", type=positive_int, default=None, help="frames per video, spread uniformly")
-    g.add_argument("--fps", type=_positive_float, default=None, help="frames per second of video")
+    g.add_argument("--fps", type=positive_float, default=None, help="frames per second of video")
     p.add_argument("--size", type=positive_int, default=None, help="resize the shorter side to this")
     p.add_argument("--quality", type=int, default=95, choices=range(1, 101), metavar="1-100", help="JPEG quality")
     p.add_argument("--workers", type=non_negative_int, default=None, help="processes (default: one per CPU)")
@@ -197,15 +180,15 @@ def register(subparsers) -> None:
 
     from yololab.engine.args import add_train_args  # standard library only, like this module
 
-    p = sub.add_parser("train", help="train a video classifier (yololab.engine)", formatter_class=fmt)
+    p = sub.add_parser("train", help="Train a video classifier (yololab.engine).", formatter_class=fmt)
     _add_data_args(p)
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=MODELS, default="cnn_lstm", help="architecture")
-    g.add_argument("--weights", default=None, help="local file: torchvision resnet18/r3d_18/r2plus1d_18 state dict")
+    g.add_argument("--weights", type=input_file, default=None, help="local file: torchvision resnet18/r3d_18/r2plus1d_18 state dict")
     g.add_argument("--hidden", type=positive_int, default=256, help="LSTM/GRU width")
     g.add_argument("--layers", type=int, choices=[1, 2], default=1, help="LSTM/GRU layers")
     g.add_argument("--pool", choices=["last", "mean"], default="last", help="LSTM/GRU output: last step or mean")
-    g.add_argument("--dropout", type=_fraction, default=0.0, help="dropout before the classifier")
+    g.add_argument("--dropout", type=probability, default=0.0, help="dropout before the classifier")
     g.add_argument("--freeze-encoder", action="store_true", help="keep the ResNet-18 frame encoder fixed")
     g.add_argument("--fc-dim", type=positive_int, default=4096, help="C3D fc6/fc7 width")
     g.add_argument("--patch", type=positive_int, default=8, help="TimeSformer patch size")
@@ -219,25 +202,26 @@ def register(subparsers) -> None:
                        "ema": False})
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="video-level accuracy, per-class P/R/F1, confusion matrix of a checkpoint",
+    p = sub.add_parser("eval", help="Measure a checkpoint: video-level accuracy, per-class P/R/F1, confusion matrix.",
                        formatter_class=fmt)
-    p.add_argument("weights", help="checkpoint of `yololab video train` (weights/best.pt)")
+    p.add_argument("weights", type=input_file, help="checkpoint of `yololab video train` (weights/best.pt)")
     _add_data_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the class-folder split (as in training)")
     p.add_argument("--batch", type=positive_int, default=8, help="videos per batch")
     p.add_argument("--workers", type=non_negative_int, default=2, help="loader processes")
     _add_backend(p)
-    p.add_argument("--out", default="runs/video/eval", help="output folder (report.md, confusion.png, metrics.json)")
+    p.add_argument("--out", type=output_dir, default="runs/video/eval", help="output folder (report.md, confusion.png, metrics.json)")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing, non-empty --out")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("predict", help="top-5 classes of a video; optionally write it with the label drawn",
+    p = sub.add_parser("predict", help="Print the top-5 classes of a video; optionally write it with the label drawn.",
                        formatter_class=fmt)
-    p.add_argument("weights", help="checkpoint of `yololab video train`")
-    p.add_argument("video", help="video file (or frame folder)")
+    p.add_argument("weights", type=input_file, help="checkpoint of `yololab video train`")
+    p.add_argument("video", type=input_path, help="video file (or frame folder)")
     p.add_argument("--clips", type=positive_int, default=3, help="clips averaged")
     p.add_argument("--crops", type=int, choices=[1, 3], default=1, help="crops per clip averaged")
     _add_backend(p)
-    p.add_argument("--out", default=None, help="write the video with the top class drawn (.mp4 or .avi)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--out", type=output_file(".mp4", ".avi"), default=None,
+                   help="write the video with the top class drawn (.mp4 or .avi)")
+    add_overwrite(p, "an existing --out")
     p.set_defaults(func=cmd_predict)

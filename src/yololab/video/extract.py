@@ -10,6 +10,7 @@ written into the source.
 from __future__ import annotations
 
 import os
+import sys
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def extract_frames(src: str | Path, dst: str | Path, frames: int | None = None, 
                    size: int | None = None, workers: int | None = None, quality: int = 95, backend: str = "auto",
                    progress: bool = True) -> dict:
     """Extract every video below ``src`` into ``dst``; returns counts and the failures (video, message)."""
-    from tqdm import tqdm
+    from yololab.progress import progress as progress_bar
 
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_dir():
@@ -88,7 +89,7 @@ def extract_frames(src: str | Path, dst: str | Path, frames: int | None = None, 
             for v in videos]
     counts, failures = {"done": 0, "skipped": 0, "failed": 0, "frames": 0}, []
     workers = min(os.cpu_count() or 1, len(jobs)) if workers is None else max(0, workers)
-    bar = tqdm(total=len(jobs), desc="extract frames", unit="video", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="extract frames", unit="video", enabled=progress)
 
     def account(result):
         video, status, n = result
@@ -98,7 +99,7 @@ def extract_frames(src: str | Path, dst: str | Path, frames: int | None = None, 
         else:
             counts["failed"] += 1
             failures.append((video, status))
-            bar.write(f"warning: {status}; video skipped")
+            bar.write(f"warning: {status}; video skipped", file=sys.stderr)
         bar.update()
 
     if workers <= 1:

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -190,7 +189,7 @@ def synth_actions(out: str | Path, classes: int = 10, videos_per_class: int = 40
                   seed: int = 0, fmt: str = "avi", fps: int = 25, workers: int | None = None,
                   overwrite: bool = False, progress: bool = True) -> Path:
     """Write the dataset into ``out``; returns ``out``. See the module docstring for the layout."""
-    from tqdm import tqdm
+    from yololab.progress import progress as progress_bar
 
     if not 1 <= classes <= len(CLASSES):
         raise DataError(f"--classes must lie in 1..{len(CLASSES)}, got {classes}")
@@ -222,7 +221,7 @@ def synth_actions(out: str | Path, classes: int = 10, videos_per_class: int = 40
         write_text_atomic(ann / f"testlist0{k}.txt", "".join(f"{line}\n" for line in test))
     workers = (os.cpu_count() or 1) if workers is None else max(0, workers)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(jobs), desc="synth videos", unit="video", disable=not (progress and sys.stderr.isatty()))
+    bar = progress_bar(total=len(jobs), desc="synth videos", unit="video", enabled=progress)
     if workers <= 1:
         for job in jobs:
             _write_one(job)
