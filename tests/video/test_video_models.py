@@ -77,6 +77,24 @@ def test_order_matters_to_the_lstm_not_to_the_control():
         torch.testing.assert_close(avg(x), avg(x.flip(1)), atol=1e-5, rtol=1e-4)
 
 
+def test_residual_frames_ignore_what_does_not_move():
+    """frame_input='residual': a still background added to every frame changes nothing; order still matters
+    to the LSTM and still not to the control."""
+    torch.manual_seed(0)
+    x, still = torch.randn(2, 4, 3, 32, 32), torch.randn(2, 1, 3, 32, 32)
+    lstm = build_video_model("cnn_lstm", 4, frame_input="residual").eval()
+    avg = build_video_model("frame_avg", 4, frame_input="residual").eval()
+    plain = build_video_model("cnn_lstm", 4).eval()
+    plain.load_state_dict(lstm.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(lstm(x + still), lstm(x), atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(plain(x + still), plain(x), atol=1e-3)
+        assert not torch.allclose(lstm(x), lstm(x.flip(1)), atol=1e-5)
+        torch.testing.assert_close(avg(x), avg(x.flip(1)), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="frame_input must be rgb or residual"):
+        build_video_model("cnn_lstm", 4, frame_input="flow")
+
+
 def test_frozen_encoder_stays_frozen_and_resnet18_weights_load(tmp_path):
     torch.manual_seed(0)
     ref = torchvision.models.resnet18(weights=None)

@@ -77,7 +77,7 @@ def _model_options(args) -> dict:
     from yololab.video.models import OPTIONS
 
     given = {"hidden": args.hidden, "layers": args.layers, "pool": args.pool, "dropout": args.dropout,
-             "freeze_encoder": args.freeze_encoder, "fc_dim": args.fc_dim, "img_size": args.size,
+             "freeze_encoder": args.freeze_encoder, "frame_input": args.frame_input, "fc_dim": args.fc_dim, "img_size": args.size,
              "frames": args.clip_len, "patch": args.patch, "dim": args.dim, "depth": args.depth, "heads": args.heads}
     return {k: v for k, v in given.items() if k in OPTIONS[args.model]}
 
@@ -190,6 +190,8 @@ def register(subparsers) -> None:
     g.add_argument("--pool", choices=["last", "mean"], default="last", help="LSTM/GRU output: last step or mean")
     g.add_argument("--dropout", type=probability, default=0.0, help="dropout before the classifier")
     g.add_argument("--freeze-encoder", action="store_true", help="keep the ResNet-18 frame encoder fixed")
+    g.add_argument("--frame-input", choices=["rgb", "residual"], default="rgb",
+                   help="what the ResNet-18 frame encoder sees: the frames, or each minus the clip's mean frame")
     g.add_argument("--fc-dim", type=positive_int, default=4096, help="C3D fc6/fc7 width")
     g.add_argument("--patch", type=positive_int, default=8, help="TimeSformer patch size")
     g.add_argument("--dim", type=positive_int, default=128, help="TimeSformer width")

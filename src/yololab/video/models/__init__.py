@@ -34,9 +34,9 @@ MODELS = {
 
 # which build options each model takes (the CLI passes only these)
 OPTIONS = {
-    "cnn_lstm": ("hidden", "layers", "pool", "dropout", "freeze_encoder"),
-    "cnn_gru": ("hidden", "layers", "pool", "dropout", "freeze_encoder"),
-    "frame_avg": ("dropout", "freeze_encoder"),
+    "cnn_lstm": ("hidden", "layers", "pool", "dropout", "freeze_encoder", "frame_input"),
+    "cnn_gru": ("hidden", "layers", "pool", "dropout", "freeze_encoder", "frame_input"),
+    "frame_avg": ("dropout", "freeze_encoder", "frame_input"),
     "r3d_18": (),
     "r2plus1d_18": (),
     "c3d": ("fc_dim", "dropout"),
