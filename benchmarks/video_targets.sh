@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 11, item 7: the video targets on the synthetic actions (10 classes), one CLI line per run.
 # CNN+LSTM and the frame-averaging control are capped at 10 minutes of training (--time 0.1667 h), the
-# transformer and R(2+1)D-18 at 5 (reported, no target); results in runs/video-targets/.
+# transformer and R(2+1)D-18 at SHORT hours (default 0.0833: 5 minutes; reported, no target); results in
+# runs/video-targets/.
 # The CNN+LSTM and the control see each frame minus the clip's mean frame (--frame-input residual): from
 # scratch on 32 px frames, plain RGB frames stayed at chance for 300 steps where residual frames learned
 # (docs/video.md, "Targets"). THREADS (default 1) sets torch's threads: on the shared, overloaded 2-core
@@ -20,8 +21,8 @@ COMMON=(--data "$OUT/data" --clip-len 8 --short-side 32 --size 32 --batch 8 --wo
 for model in ${MODELS:-cnn_lstm frame_avg timesformer r2plus1d_18}; do
   case $model in
     cnn_lstm|frame_avg) extra=(--time 0.1667 --frame-input residual) ;;
-    timesformer) extra=(--time 0.0833 --lr0 0.001 --patch 4 --dim 128 --depth 4 --heads 4) ;;
-    *) extra=(--time 0.0833 --lr0 0.001) ;;
+    timesformer) extra=(--time "${SHORT:-0.0833}" --lr0 0.001 --patch 4 --dim 128 --depth 4 --heads 4) ;;
+    *) extra=(--time "${SHORT:-0.0833}" --lr0 0.001) ;;
   esac
   RUN $Y video train --model "$model" "${COMMON[@]}" "${extra[@]}" --name "$model"
 done
