@@ -8,7 +8,8 @@
 # (docs/video.md, "Targets"). THREADS (default 1) sets torch's threads: on the shared, overloaded 2-core
 # machine one compute thread (plus the one loader process) stepped several times faster than two.
 # Timed runs take the machine's CPU lock when LOCK names one (LOCK=/work/cpu.lock on the shared machine),
-# and `uptime` is printed before and after each, to state the load with the figure.
+# and `uptime` is printed before and after each, to state the load with the figure. EPOCHS (default 12) sets
+# the epochs of every run (the time caps still apply).
 set -euo pipefail
 Y=${YOLOLAB:-.venv/bin/yololab}
 OUT=${OUT:-runs/video-targets}
@@ -16,7 +17,7 @@ export OMP_NUM_THREADS=${THREADS:-1}
 RUN() { uptime; if [ -n "${LOCK:-}" ]; then flock "$LOCK" "$@"; else "$@"; fi; uptime; }
 
 [ -d "$OUT/data" ] || $Y video synth --out "$OUT/data" --size 32 --frames 16 --videos-per-class 60 --seed 0
-COMMON=(--data "$OUT/data" --clip-len 8 --short-side 32 --size 32 --batch 8 --workers 1 --epochs 12
+COMMON=(--data "$OUT/data" --clip-len 8 --short-side 32 --size 32 --batch 8 --workers 1 --epochs "${EPOCHS:-12}"
         --lr0 0.003 --warmup-epochs 0.5 --project "$OUT" --exist-ok)
 for model in ${MODELS:-cnn_lstm frame_avg timesformer r2plus1d_18}; do
   case $model in
