@@ -177,6 +177,31 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["val", "--weights", "{old_pt}", "--data", "{coco8}", "--project", "{tmp}", "--name", "old_demo"],
          "old_demo exists; pass --exist-ok"),
     ],
+    "video": [
+        (["video", "synth", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["video", "synth", "--out", "{full}"], "folder is not empty and was not written by `yololab video synth`"),
+        (["video", "synth", "--out", "{old_vsynth}"], "holds an earlier synthetic dataset; pass --overwrite"),
+        (["video", "synth", "--out", "{tmp}/s", "--classes", "11"], "--classes must lie in 1..10, got 11"),
+        (["video", "synth", "--out", "{tmp}/s", "--size", "33"], "--size must be an even number >= 16"),
+        (["video", "synth", "--out", "{tmp}/s", "--frames", "0"], "argument --frames: expected a positive integer"),
+        (["video", "extract-frames", "{tmp}/missing", "{tmp}/out"], "missing does not exist"),
+        (["video", "extract-frames", "{empty}", "{file}"], "exists and is a file, expected a folder"),
+        (["video", "extract-frames", "{empty}", "{empty}/frames"], "must lie outside the source folder"),
+        (["video", "extract-frames", "{empty}", "{tmp}/out"], "no video file"),
+        (["video", "extract-frames", "{empty}", "{tmp}/out", "--fps", "0"], "argument --fps: expected a positive"),
+        (["video", "train", "--data", "{tmp}/missing"], "missing does not exist"),
+        (["video", "train", "--data", "{empty}"], "empty: expected class folders holding videos"),
+        (["video", "train", "--data", "{empty}", "--clip-len", "0"], "argument --clip-len: expected a positive"),
+        (["video", "train", "--data", "{empty}", "--hflip", "2"], "argument --hflip: expected a number in [0, 1]"),
+        (["video", "train", "--data", "{empty}", "--weights", "{tmp}/no.pt"], "no.pt does not exist"),
+        (["video", "eval", "{tmp}/missing.pt", "--data", "{empty}"], "missing.pt does not exist"),
+        (["video", "eval", "{file}", "--data", "{empty}"], "not a yololab checkpoint"),
+        (["video", "eval", "{file}", "--data", "{empty}", "--out", "{full}"], "full exists; pass --exist-ok"),
+        (["video", "predict", "{file}", "{tmp}/missing.avi"], "missing.avi does not exist"),
+        (["video", "predict", "{file}", "{file}"], "not a yololab checkpoint"),
+        (["video", "predict", "{file}", "{file}", "--out", "{tmp}/x.gif"], "expected a file name ending in .mp4, .avi"),
+        (["video", "predict", "{file}", "{file}", "--out", "{old_avi}"], "old.avi exists; pass --overwrite"),
+    ],
 }
 ROWS = [pytest.param(argv, text, id=" ".join(argv)) for rows in BAD_INPUT.values() for argv, text in rows]
 
@@ -194,7 +219,8 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
                  "old_figures/sota_detection.png", "old_demo/models.txt", "old_demo/yolov8n.png",
                  "old_demo/summary_yolov8n.txt", "old_demo/yolov8n.svg", "old_demo/yolov8n.mmd",
                  "old_demo/yolov8n.drawio", "old_demo/architectures.csv", "old_demo/architectures.md",
-                 "old_demo/notes.txt", "old_synth/synth.json", "old_synth/data.yaml", "old.onnx"):
+                 "old_demo/notes.txt", "old_synth/synth.json", "old_synth/data.yaml", "old.onnx", "old.avi",
+                 "old_vsynth/video-synth.json"):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"an earlier output: {name}\n")
@@ -203,7 +229,8 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
               "coco8": coco8, "coco8_dir": coco8.parent, "old_csv": tmp_path / "old.csv",
               "old_json": tmp_path / "old.json", "old_png": tmp_path / "old.png", "old_pt": tmp_path / "old.pt",
               "old_diagrams": tmp_path / "old_diagrams", "old_figures": tmp_path / "old_figures",
-              "old_demo": tmp_path / "old_demo", "old_synth": tmp_path / "old_synth", "old_onnx": tmp_path / "old.onnx"}
+              "old_demo": tmp_path / "old_demo", "old_synth": tmp_path / "old_synth", "old_onnx": tmp_path / "old.onnx",
+              "old_avi": tmp_path / "old.avi", "old_vsynth": tmp_path / "old_vsynth"}
     return {k: str(v) for k, v in values.items()}
 
 

@@ -31,6 +31,7 @@ GROUPS = {
     "demo": "yololab.demo",
     "detect": "yololab.detect.cli",
     "deploy": "yololab.deploy.cli",  # predict, export, features, benchmark
+    "video": "yololab.video.cli",
 }
 
 

@@ -109,7 +109,7 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: dict | None = None
                 and not action.required:
             task_defaults[action.dest] = action.default
             action.help = (action.help or "").replace("%(default)s", str(action.default))
-            if "(default" not in action.help:
+            if "(default" not in action.help and action.default is not None and action.default is not False:
                 action.help += f" (default: {action.default})"
             action.default = argparse.SUPPRESS
     group = parser.add_argument_group("training settings (yololab.engine; also as KEY=VALUE)")
@@ -118,7 +118,7 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: dict | None = None
         train_defaults[name] = default = defaults.get(name, f.default)
         flag = "--" + name.replace("_", "-")
         help_text = f.metadata["help"]
-        if default not in (None, False) and "default" not in help_text:  # the CLI's help rule (tests/test_cli.py)
+        if default is not None and default is not False and "default" not in help_text:  # the CLI's help rule (tests/test_cli.py)
             help_text += f" (default: {default})"
         if str(f.type) == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
