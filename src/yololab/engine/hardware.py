@@ -92,11 +92,28 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     return amp
 
 
+def cpu_threads(workers: int) -> int | None:
+    """The intra-op threads of one training process on a CPU, or None to leave PyTorch's choice.
+
+    PyTorch takes every core; the data loader's worker processes then fight the compute threads for them, and
+    OpenMP threads that wait for a busy core spin. Measured on the 2-core machine (yolov8n, 320 px, batch 16,
+    2 workers, 160 images, one epoch, load ~3): 43.7 s with 2 threads, 13.4 s with 1. So a process keeps one
+    core of its share for the loader when it has workers, as Ultralytics does (``min(8, cores - 1)``).
+    ``OMP_NUM_THREADS``, when set, wins."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))  # torchrun: processes per node
+    return max(1, share - 1) if workers > 0 else share
+
+
 def describe(device: torch.device, amp: str) -> dict[str, str]:
     """Hardware and software facts for report.md."""
     facts = {"CPU": cpu_name(), "CPU cores": str(os.cpu_count()),
              "native bf16": "yes" if cpu_has_native_bf16() else "no",
              "torch": torch.__version__, "device": str(device), "autocast": amp}
+    if device.type == "cpu":
+        facts["CPU threads (per process)"] = str(torch.get_num_threads())
     if device.type == "cuda":
         facts["GPU"] = torch.cuda.get_device_name(device)
     return facts

@@ -40,12 +40,7 @@ import torch
 from yololab.engine import checkpoint, dist, logs
 from yololab.engine.config import TrainConfig
 from yololab.engine.ema import ModelEMA
-from yololab.engine.hardware import (
-    cpu_has_native_bf16,
-    describe,
-    resolve_amp,
-    select_device,
-)
+from yololab.engine.hardware import cpu_has_native_bf16, cpu_threads, describe, resolve_amp, select_device
 from yololab.engine.optim import build_optimizer
 from yololab.engine.schedule import Schedule
 from yololab.engine.task import Task
@@ -121,6 +116,9 @@ class Trainer:
             cfg = self._resumed_config(self.resume_ckpt, cfg)
         self.cfg = cfg
         self.device = select_device(cfg.device, dist.local_rank())
+        threads = cpu_threads(cfg.workers) if self.device.type == "cpu" else None
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.amp = resolve_amp(cfg.amp, self.device)
         if cfg.sync_bn and dist.launched() and self.device.type != "cuda":
             raise ConfigError("sync_bn=True: PyTorch's SyncBatchNorm runs on CUDA devices only; on CPUs each "
