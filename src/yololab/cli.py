@@ -20,6 +20,7 @@ GROUPS = {
     "models": "yololab.models.cli",
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
+    "translate": "yololab.translate.cli",
     "demo": "yololab.demo",
 }
 
