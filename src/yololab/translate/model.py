@@ -93,8 +93,10 @@ class Transformer(nn.Module):
         return self.enc_norm(x), src_mask
 
     def decode(self, tgt: Tensor, memory: Tensor, src_mask: Tensor, cache: KVCache | None = None,
-               offset: int = 0) -> Tensor:
-        """Target ids ``(B, T)`` -> logits ``(B, T, vocab)``.
+               offset: int = 0, keep: Tensor | None = None) -> Tensor:
+        """Target ids ``(B, T)`` -> logits ``(B, T, vocab)``, or ``(n, vocab)`` for the ``n`` positions where
+        the boolean ``keep`` ``(B, T)`` is True (training skips the padding: the output layer and the loss
+        over the vocabulary are the costliest part of a small model's step).
 
         Without a cache, ``tgt`` is the whole prefix and a causal mask keeps each position from seeing
         later ones. With a cache, ``tgt`` holds the new positions from ``offset`` on, and the cache
@@ -108,12 +110,15 @@ class Transformer(nn.Module):
         x = self._embed(self.tgt_embed, self.tgt_pos, tgt, offset)
         for layer in self.decoder:
             x = layer(x, memory, tgt_mask, src_mask, cache)
+        if keep is not None:
+            x = x[keep]
         return self.generator(self.dec_norm(x))
 
-    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
-        """Teacher forcing: logits for every target position given the source and the target prefix."""
+    def forward(self, src: Tensor, tgt: Tensor, keep: Tensor | None = None) -> Tensor:
+        """Teacher forcing: logits for every target position (or those where ``keep``) given the source
+        and the target prefix."""
         memory, src_mask = self.encode(src)
-        return self.decode(tgt, memory, src_mask)
+        return self.decode(tgt, memory, src_mask, keep=keep)
 
     @contextlib.contextmanager
     def recording_attention(self):
