@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -e ".[dev]"
 	# reference implementations for the parity tests and side-by-side benchmarks; --no-deps because
-	# both pull opencv-python, which clashes with opencv-python-headless (see DESIGN.md)
+	# both pull opencv-python, which clashes with opencv-python-headless (see docs/design.md)
 	$(BIN)/pip install --no-deps ultralytics==8.4.190 ultralytics-thop yolov5==7.0.14
 	$(BIN)/pip install pandas seaborn thop requests psutil scipy polars py-cpuinfo "setuptools<81"
 	touch $(STAMP)
@@ -24,10 +24,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/yololab demo --out runs/demo
 
-# regenerate the architecture diagrams and the comparison table under docs/ from the model code
+# regenerate the architecture diagrams, the comparison table and the SOTA figures under docs/ from the code
 diagrams: $(STAMP)
 	$(BIN)/yololab models diagram yolov3 yolov5s yolov8s yolo11s --out docs/diagrams --generations
 	$(BIN)/yololab models compare --out docs/architectures.csv
+	$(BIN)/yololab sota plot --out docs/figures
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

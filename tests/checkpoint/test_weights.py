@@ -19,23 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import randomize_batchnorm, ultralytics_model, yolov5_model
+from yololab.checkpoint.load import detect_format, load_weights
+from yololab.checkpoint.native import load_checkpoint, save_checkpoint
+from yololab.checkpoint.reference import read_reference_checkpoint, restricted_load, standin_state_dict
 from yololab.errors import WeightsError
 from yololab.models import build_model
-from yololab.models.weights import (detect_format, load_checkpoint, load_weights, read_reference_checkpoint,
-                                    restricted_load, save_checkpoint)
-
-
-def _randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial BatchNorm statistics so that a wrong mapping shows in the outputs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-    return model
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,6 +101,14 @@ def test_restricted_unpickler_refuses_code(tmp_path, func, args, refused):
     assert not marker.exists()
 
 
+def test_pickle_protocol_4_is_refused_with_a_clear_error(tmp_path):
+    """torch.load(weights_only=True) reads the protocol-2 pickles torch.save, Ultralytics and yolov5 write; a
+    file saved with pickle_protocol=4 is refused, saying so (docs/design.md, "Reading reference checkpoints")."""
+    torch.save({"model": torch.nn.Conv2d(1, 1, 1)}, tmp_path / "p4.pt", pickle_protocol=4)
+    with pytest.raises(WeightsError, match="p4.pt: the checkpoint's pickle cannot be read safely"):
+        restricted_load(tmp_path / "p4.pt")
+
+
 def test_standins_never_call_the_real_class(tmp_path):
     """A torch.nn module in a checkpoint is rebuilt as a stand-in: class name and state, no real object."""
     conv = torch.nn.Conv2d(3, 4, 3).half()
@@ -130,7 +127,7 @@ def test_standins_never_call_the_real_class(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 
 def test_yololab_checkpoint_round_trip(tmp_path):
-    model = _randomize_bn(build_model("yolov8n", num_classes=3))
+    model = randomize_batchnorm(build_model("yolov8n", num_classes=3))
     path = save_checkpoint(model, tmp_path / "run" / "last.pt", epoch=7, best_fitness=0.25)
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temporary file left behind
     ckpt = load_checkpoint(path)
@@ -148,7 +145,7 @@ def test_yololab_checkpoint_round_trip(tmp_path):
 
 def test_yololab_checkpoint_keeps_builder_style(tmp_path):
     """yolov3-tiny saved in yolov5 style loads back in that style, whatever style the caller built."""
-    model = _randomize_bn(build_model("yolov3-tiny", num_classes=2, style="yolov5"))
+    model = randomize_batchnorm(build_model("yolov3-tiny", num_classes=2, style="yolov5"))
     path = save_checkpoint(model, tmp_path / "tiny.pt")
     loaded = build_model("yolov3-tiny", num_classes=2, weights=path)  # default style is darknet
     assert loaded.meta.extra["style"] == "yolov5"
@@ -189,10 +186,7 @@ LOAD_WITHOUT_REFERENCES = textwrap.dedent("""
 
 
 def _ultralytics_checkpoint(yaml: str, path: Path):
-    pytest.importorskip("ultralytics")
-    from ultralytics.nn.tasks import DetectionModel
-
-    model = _randomize_bn(DetectionModel(yaml, verbose=False))
+    model = randomize_batchnorm(ultralytics_model(yaml))
     # as ultralytics' trainer saves: the EMA model in fp16, 'model' None
     torch.save({"epoch": -1, "best_fitness": None, "model": None, "ema": deepcopy(model).half(), "updates": 0,
                 "optimizer": None, "train_args": {"model": yaml, "imgsz": 640}, "date": "2026-01-01",
@@ -201,12 +195,9 @@ def _ultralytics_checkpoint(yaml: str, path: Path):
 
 
 def _yolov5_checkpoint(yaml: str, path: Path):
-    pytest.importorskip("yolov5")
     import numpy as np
-    import yolov5
-    from yolov5.models.yolo import Model
 
-    model = _randomize_bn(Model(str(Path(yolov5.__file__).parent / "models" / yaml)))
+    model = randomize_batchnorm(yolov5_model(yaml))
     # as yolov5's train.py saves (best_fitness is a numpy array there)
     torch.save({"epoch": -1, "best_fitness": np.array([0.0]), "model": deepcopy(model).half(), "ema": None,
                 "updates": None, "optimizer": None, "opt": {"cfg": yaml}, "date": "2026-01-01"}, path)
@@ -215,8 +206,6 @@ def _yolov5_checkpoint(yaml: str, path: Path):
 
 @pytest.mark.slow
 def test_reference_checkpoints_load_without_reference_packages(tmp_path):
-    pytest.importorskip("ultralytics")
-    pytest.importorskip("yolov5")
     refs = {
         "yolov8n": _ultralytics_checkpoint("yolov8n.yaml", tmp_path / "yolov8n.pt"),
         "yolo11n": _ultralytics_checkpoint("yolo11n.yaml", tmp_path / "yolo11n.pt"),
@@ -282,9 +271,9 @@ def test_ultralytics_checkpoint_other_class_count(tmp_path):
 
 def test_cli_convert_weights(tmp_path, capsys):
     from yololab.cli import main
-    from yololab.models.darknet_weights import save_darknet_weights
+    from yololab.checkpoint.darknet import save_darknet_weights
 
-    src_model = _randomize_bn(build_model("yolov3-tiny", num_classes=4))
+    src_model = randomize_batchnorm(build_model("yolov3-tiny", num_classes=4))
     src = save_darknet_weights(src_model, tmp_path / "tiny.weights")
     before = src.read_bytes()
     assert main(["models", "convert-weights", str(src), str(tmp_path / "tiny.pt")]) == 0
@@ -316,7 +305,5 @@ def test_self_containing_module_tree_is_an_error(tmp_path):
     outer = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1))
     outer._modules["loop"] = outer  # a module inside itself: only a crafted file has this
     torch.save({"model": outer}, tmp_path / "loop.pt")
-    from yololab.models.weights import standin_state_dict
-
     with pytest.raises(WeightsError, match="loops"):
         standin_state_dict(restricted_load(tmp_path / "loop.pt")["model"])

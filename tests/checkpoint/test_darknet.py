@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import randomize_weights, shared_data
+from yololab.checkpoint.darknet import (DarknetHeader, darknet_conv_order, load_darknet_weights, read_darknet_file,
+                                        save_darknet_weights)
+from yololab.checkpoint.load import detect_format
 from yololab.errors import ConfigError, WeightsError
 from yololab.models import build_model
 from yololab.models.darknet_cfg import DarknetMaxPool, DarknetNet, parse_cfg
-from yololab.models.darknet_weights import (DarknetHeader, darknet_conv_order, load_darknet_weights,
-                                            read_darknet_file, save_darknet_weights)
-from yololab.models.weights import detect_format
-
-DARKNET = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "darknet"
-needs_cfgs = pytest.mark.skipif(not (DARKNET / "yolov3.cfg").is_file(), reason="../shared/data/darknet not present")
-
-
-def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights and BatchNorm statistics, small enough that exp() in the decode stays finite."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point() or name.endswith("anchors"):
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif name.endswith("bn.weight"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif t.dim() == 4:  # conv weights, scaled by fan-in
-                t.copy_(torch.randn(t.shape, generator=g) / t[0].numel() ** 0.5)
-            else:
-                t.copy_(torch.rand(t.shape, generator=g) * 0.2 - 0.1)
-    return model
 
 
 def _write_cfg(tmp_path: Path, text: str) -> Path:
@@ -47,19 +26,17 @@ def _write_cfg(tmp_path: Path, text: str) -> Path:
 # .cfg parsing and the network
 # ---------------------------------------------------------------------------------------------------------
 
-@needs_cfgs
 @pytest.mark.parametrize("name,params", [("yolov3", 61_949_149), ("yolov3-tiny", 8_852_366)])
 def test_cfg_network_matches_zoo_parameter_count(name, params):
-    net = DarknetNet(DARKNET / f"{name}.cfg")
+    net = DarknetNet(shared_data("darknet") / f"{name}.cfg")
     ours = build_model(name)
     assert sum(p.numel() for p in net.parameters()) == params
     assert sum(p.numel() for p in ours.parameters()) == params
     assert [net.layers[i].stride for i in net.yolo_layers] == ours.meta.strides
 
 
-@needs_cfgs
 def test_darknet53_classifier_cfg():
-    net = DarknetNet(DARKNET / "darknet53.cfg").eval()
+    net = DarknetNet(shared_data("darknet") / "darknet53.cfg").eval()
     assert sum(p.numel() for p in net.parameters()) == 41_609_928
     with torch.no_grad():
         probs = net(torch.rand(1, 3, 64, 64))
@@ -67,13 +44,12 @@ def test_darknet53_classifier_cfg():
     assert torch.allclose(probs.sum(1), torch.ones(1))
 
 
-@needs_cfgs
 def test_tiny_cfg_same_outputs_as_zoo_through_weights_file(tmp_path):
     """yololab yolov3-tiny -> .weights -> DarknetNet(yolov3-tiny.cfg): the same detections."""
-    ours = _randomize(build_model("yolov3-tiny")).eval()
+    ours = randomize_weights(build_model("yolov3-tiny")).eval()
     path = save_darknet_weights(ours, tmp_path / "tiny.weights")
     assert detect_format(path) == "darknet"
-    net = DarknetNet(DARKNET / "yolov3-tiny.cfg").eval()
+    net = DarknetNet(shared_data("darknet") / "yolov3-tiny.cfg").eval()
     load_darknet_weights(net, path)
     x = torch.rand(2, 3, 96, 160) * 2 - 1  # negative inputs too: the stride-1 pool's -inf padding shows
     with torch.no_grad():
@@ -87,12 +63,11 @@ def test_tiny_cfg_same_outputs_as_zoo_through_weights_file(tmp_path):
         assert (p - q).abs().max() <= 1e-4
 
 
-@needs_cfgs
 @pytest.mark.slow
 def test_yolov3_cfg_same_outputs_as_zoo():
     """Full YOLOv3: copy the weights conv by conv in Darknet order (the .weights mapping) and compare."""
-    ours = _randomize(build_model("yolov3")).eval()
-    net = DarknetNet(DARKNET / "yolov3.cfg").eval()
+    ours = randomize_weights(build_model("yolov3")).eval()
+    net = DarknetNet(shared_data("darknet") / "yolov3.cfg").eval()
     pairs = list(zip(darknet_conv_order(ours), darknet_conv_order(net), strict=True))
     assert len(pairs) == 75
     with torch.no_grad():
@@ -137,12 +112,11 @@ def test_cfg_errors_name_file_section_and_line(tmp_path):
             DarknetNet(_write_cfg(tmp_path, text))
 
 
-@needs_cfgs
 def test_cfg_keeps_line_numbers_and_class_override(tmp_path):
-    sections = parse_cfg(DARKNET / "yolov3-tiny.cfg")
+    sections = parse_cfg(shared_data("darknet") / "yolov3-tiny.cfg")
     assert sections[0].type == "net" and sections[1].type == "convolutional"
     assert [s.type for s in sections].count("yolo") == 2
-    net = DarknetNet(DARKNET / "yolov3-tiny.cfg", num_classes=3).eval()
+    net = DarknetNet(shared_data("darknet") / "yolov3-tiny.cfg", num_classes=3).eval()
     assert net.num_classes == 3
     assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in build_model("yolov3-tiny", 3).parameters())
     with torch.no_grad():
@@ -154,7 +128,7 @@ def test_cfg_keeps_line_numbers_and_class_override(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 
 def test_weights_round_trip_into_zoo_model(tmp_path):
-    src = _randomize(build_model("yolov3-tiny", num_classes=2))
+    src = randomize_weights(build_model("yolov3-tiny", num_classes=2))
     path = save_darknet_weights(src, tmp_path / "tiny.weights", DarknetHeader(0, 2, 5, 12_345_678_901))
     # header + every parameter and BN statistic as float32
     n = sum(t.numel() for k, t in src.state_dict().items() if not k.endswith(("num_batches_tracked", "anchors")))
@@ -173,7 +147,7 @@ def test_weights_round_trip_into_zoo_model(tmp_path):
 
 
 def test_old_header_with_int32_seen_round_trips(tmp_path):
-    model = _randomize(build_model("yolov3-tiny", num_classes=1))
+    model = randomize_weights(build_model("yolov3-tiny", num_classes=1))
     old = DarknetHeader(0, 1, 0, 64_000)
     path = save_darknet_weights(model, tmp_path / "old.weights", old)
     header, values = read_darknet_file(path)
@@ -210,7 +184,7 @@ def test_truncated_and_oversized_weights_fail(tmp_path):
 @pytest.mark.slow
 def test_yolov3_weights_file(tmp_path):
     """build_model("yolov3", weights="x.weights") works; the file has Darknet's size for YOLOv3 (nc=80)."""
-    src = _randomize(build_model("yolov3"))
+    src = randomize_weights(build_model("yolov3"))
     path = save_darknet_weights(src, tmp_path / "yolov3.weights")
     assert path.stat().st_size == 248_007_048  # the size of pjreddie's released yolov3.weights
     model = build_model("yolov3", weights=path)

@@ -28,6 +28,8 @@ from torch import nn
 
 from yololab.errors import WeightsError
 from yololab.fileio import atomic_write
+from yololab.models import registry
+from yololab.models.darknet_cfg import DarknetNet
 
 
 @dataclass
@@ -61,6 +63,19 @@ class DarknetHeader:
             raise WeightsError(f"{path}: {len(data)} bytes, too short for a Darknet header of {h.size} bytes")
         h.seen = struct.unpack("<q" if h.seen_is_int64 else "<i", data[12:h.size])[0]
         return h
+
+    @classmethod
+    def sniff(cls, head: bytes) -> "DarknetHeader | None":
+        """The header if ``head`` (a file's first bytes) starts like a .weights file, else None."""
+        if len(head) < 12:
+            return None
+        major, minor, revision = struct.unpack("<3i", head[:12])
+        if not (0 <= major < 1000 and 0 <= minor < 1000 and 0 <= revision < 1_000_000):
+            return None
+        try:
+            return cls.from_bytes(head)
+        except WeightsError:
+            return None
 
 
 # Where the detection convs go in Darknet's order, for yololab's yolov3 models: {reference layer index ->
@@ -119,8 +134,6 @@ def darknet_conv_order(model: nn.Module) -> list[ConvEntry]:
     Works for a :class:`DarknetNet` (cfg order) and for yololab's ``yolov3`` / ``yolov3-tiny`` detectors,
     whose reference layers follow the cfg except for the detection convs (see :data:`DARKNET_HEAD_AFTER`).
     """
-    from yololab.models.darknet_cfg import DarknetNet
-
     if isinstance(model, DarknetNet):
         return [_conv_entry(f"layer {i} ([convolutional] at {model.cfg_path.name}:{model.specs[i].line})", m)
                 for i, m in model.conv_layers()]
@@ -201,3 +214,26 @@ def save_darknet_weights(model: nn.Module, path: str | os.PathLike,
             chunks.append(t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())
     atomic_write(path, lambda f: f.write(b"".join(chunks)), fsync=True)
     return path
+
+
+def darknet_model_for_size(path: str | os.PathLike) -> tuple[str, int] | None:
+    """(name, num_classes) of the zoo yolov3 variant whose Darknet layout needs exactly this file's float count.
+
+    The count is linear in the class count (only the detection convs depend on it), so two meta-device
+    models per variant give the line; nothing is allocated.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        header = DarknetHeader.from_bytes(f.read(20), path)
+    floats = (path.stat().st_size - header.size) // 4
+
+    def needed(name: str, nc: int) -> int:
+        with torch.device("meta"):
+            model = registry.build(name, num_classes=nc)
+        return sum(t.numel() for e in darknet_conv_order(model) for _, t in e.tensors())
+
+    for name in DARKNET_HEAD_AFTER:
+        base, per_class = needed(name, 1), needed(name, 2) - needed(name, 1)
+        if floats >= base and (floats - base) % per_class == 0:
+            return name, 1 + (floats - base) // per_class
+    return None

@@ -1,6 +1,6 @@
 """prepare_for_inference: every mode computes what the plain eval model computes, within its tolerance.
 
-Random networks are BN-calibrated first (see calibrate_batchnorm): with the initial running statistics
+Random networks are BN-calibrated first (torch.optim.swa_utils.update_bn): with the initial running statistics
 the outputs are nearly constant and any mode would "match".
 """
 
@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.optim.swa_utils import update_bn
 
+from helpers import shared_data
+from yololab.deploy import runtime as inference
+from yololab.deploy.runtime import MODES, InferenceModel, best_mode, fused_eval_copy, prepare_for_inference
 from yololab.errors import YololabError
 from yololab.models import build_model
-from yololab.models import inference
-from yololab.models.inference import (MODES, InferenceModel, best_mode, calibrate_batchnorm, fused_eval_copy,
-                                      prepare_for_inference)
 
 IMGSZ = 64
 FP32_RTOL = 1e-4  # max |diff| relative to the output's max |value|
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _calibrated(name: str) -> nn.Module:
     torch.manual_seed(0)
     model = build_model(name, num_classes=5)
-    calibrate_batchnorm(model, [torch.rand(2, 3, IMGSZ, IMGSZ) for _ in range(2)])
+    update_bn([torch.rand(2, 3, IMGSZ, IMGSZ) for _ in range(2)], model)
     return model.eval()
 
 
@@ -47,11 +48,9 @@ def x():
 
 
 def _need_runtime(mode: str) -> None:
-    """Skip, naming the package, where ``mode``'s runtime is not installed."""
-    if mode == "onnx":
-        pytest.importorskip("onnxruntime", reason="mode 'onnx' needs onnxruntime")
-    elif mode.startswith("openvino"):
-        pytest.importorskip("openvino", reason=f"mode {mode!r} needs openvino")
+    """Fail, naming the package, where ``mode``'s runtime is not installed (``make test`` installs both)."""
+    if not inference.mode_available(mode):
+        pytest.fail(f"mode {mode!r} needs {'onnxruntime' if mode == 'onnx' else 'openvino'}, which is not installed")
 
 
 def _rel_max(y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -124,20 +123,19 @@ def test_bf16_keeps_head_outputs_fp32_and_convs_bf16(yolov8n):
 
 
 def test_anchor_head_bf16_decode_in_fp32():
+    """Under bf16 autocast the head's output convs and decode run in float32 by themselves (no patching)."""
     from yololab.nn.heads import AnchorHead
 
     torch.manual_seed(0)
     head = AnchorHead(3, [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]], [8, 16], [8, 16]).eval()
     feats = [torch.randn(1, 8, 8, 8), torch.randn(1, 16, 4, 4)]
-    model = nn.Sequential()  # wrap so prepare_for_inference's copy holds the head
-    model.head = head
-    patched = inference.keep_head_outputs_in_float32(model)
-    assert len(patched) == 2
+    assert head.float32_modules() == list(head.m)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        y = model.head(feats)
-    assert y.dtype == torch.float32
+        y = head(feats)
+        raw = head.train()(feats)
+    assert y.dtype == torch.float32 and all(r.dtype == torch.float32 for r in raw)
     with torch.no_grad():
-        ref = AnchorHead.forward(head, feats)
+        ref = head.eval()(feats)
     assert _rel_max(y, ref) < FP32_RTOL  # all of it fp32: head input was fp32 already
 
 
@@ -186,7 +184,8 @@ def test_output_structure_preserved(mode, tmp_path):
     compiled = mode == "onnx" or mode.startswith("openvino")
     torch.manual_seed(0)
     net = _TupleNet()
-    calibrate_batchnorm(net, [torch.rand(2, 3, 16, 16)]).eval()
+    update_bn([torch.rand(2, 3, 16, 16)], net)
+    net.eval()
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         ref = net(x)
@@ -266,12 +265,12 @@ def test_openvino_bf16_splits_zoo_head(yolov8n, tmp_path):
 
 
 def test_ultralytics_model_modes_match():
-    pytest.importorskip("ultralytics")
     from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(0)
     ref = DetectionModel("yolov8n.yaml", nc=80, verbose=False)
-    calibrate_batchnorm(ref, [torch.rand(2, 3, IMGSZ, IMGSZ)]).eval()
+    update_bn([torch.rand(2, 3, IMGSZ, IMGSZ)], ref)
+    ref.eval()
     x = torch.rand(1, 3, IMGSZ, IMGSZ)
     with torch.no_grad():
         expected = ref(x)[0]
@@ -283,10 +282,7 @@ def test_ultralytics_model_modes_match():
 
 @pytest.mark.slow
 def test_benchmark_script_runs(capsys):
-    pytest.importorskip("ultralytics")
-    images = ROOT.parent / "shared" / "data" / "coco8" / "images"
-    if not images.is_dir():
-        pytest.skip(f"shared test data not found at {images}")
+    images = shared_data("coco8", "images")
     spec = importlib.util.spec_from_file_location("bench_models", ROOT / "benchmarks" / "models.py")
     bench = importlib.util.module_from_spec(spec)
     sys.modules["bench_models"] = bench

@@ -1,6 +1,6 @@
 """Architecture diagrams drawn from a traced forward pass: PNG / SVG (matplotlib), Mermaid and draw.io.
 
-The input is a :class:`yololab.models.inspect.Trace` (blocks, shapes, data-flow edges), so a diagram
+The input is a :class:`yololab.analysis.summary.Trace` (blocks, shapes, data-flow edges), so a diagram
 shows exactly what the code computes. One layout is computed once and rendered to every format:
 
 * three columns, backbone / neck / head, one box per reference block in index order, coloured by block
@@ -19,7 +19,6 @@ them on an axis with y inverted.
 
 from __future__ import annotations
 
-import argparse
 import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -27,8 +26,7 @@ from pathlib import Path
 
 from yololab.errors import YololabError
 from yololab.fileio import atomic_path, write_text_atomic
-from yololab.models.inspect import (GROUPS, INPUT, BlockInfo, Trace, fmt_int, fmt_shape,
-                                    trace_zoo_model)
+from yololab.analysis.summary import GROUPS, INPUT, BlockInfo, Trace, fmt_int, fmt_shape, trace_zoo_model
 
 FORMATS = ("png", "svg", "mmd", "drawio")
 
@@ -564,11 +562,12 @@ def generations_figure(traces: list[Trace], paths: list[Path], dpi: int = 110) -
 
 
 # ------------------------------------------------------------------------------------------------
-# CLI
+# yololab models diagram
 # ------------------------------------------------------------------------------------------------
 
 
-def _parse_formats(text: str) -> list[str]:
+def parse_formats(text: str) -> list[str]:
+    """``"png,svg"`` -> ``["png", "svg"]``; unknown formats are a :class:`YololabError`."""
     formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -577,37 +576,19 @@ def _parse_formats(text: str) -> list[str]:
     return formats
 
 
-def cmd_diagram(args: argparse.Namespace) -> int:
-    formats = _parse_formats(args.formats)
+def write_diagrams(names: list[str], out: Path, formats: str = ",".join(FORMATS), imgsz: int = 640, dpi: int = 150,
+                   generations: bool = False) -> list[Path]:
+    """Diagram of every zoo model in ``names`` into ``out`` (and with ``generations`` all of them side by side
+    in ``out/generations.*``); returns the files written."""
+    formats = parse_formats(formats)
+    if generations and len(names) < 2:
+        raise YololabError("--generations needs at least two model names")
     written = []
-    for name in args.names:
-        written += write_diagram(trace_zoo_model(name, args.imgsz), Path(args.out), formats, dpi=args.dpi)
-    if args.generations:
-        if len(args.names) < 2:
-            raise YololabError("--generations needs at least two model names")
-        base = Path(args.out) / "generations"
+    for name in names:
+        written += write_diagram(trace_zoo_model(name, imgsz), Path(out), formats, dpi=dpi)
+    if generations:
+        base = Path(out) / "generations"
         paths = [base.with_suffix(f".{f}") for f in formats if f in ("png", "svg")] or [base.with_suffix(".png")]
-        generations_figure([trace_zoo_model(n, args.imgsz) for n in args.names], paths)
+        generations_figure([trace_zoo_model(n, imgsz) for n in names], paths)
         written += paths
-    for p in written:
-        print(f"wrote {p}")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "diagram", help="Draw a model's architecture: PNG, SVG, Mermaid, draw.io.",
-        description="Trace NAME at --imgsz and draw one box per block in three columns (backbone, neck, "
-                    "head), coloured by block type, with the data flow (skip and concat edges included) "
-                    "and each block's output size and channels. Writes OUT/NAME.{png,svg,mmd,drawio}; "
-                    "the .drawio file opens in diagrams.net.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("names", nargs="+", metavar="NAME", help="model name(s), see `yololab models list`")
-    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
-                   help="folder to write the diagrams into (created if needed)")
-    p.add_argument("--imgsz", type=int, default=640, help="square input size in pixels")
-    p.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ",".join(FORMATS))
-    p.add_argument("--dpi", type=int, default=150, help="resolution of the PNG")
-    p.add_argument("--generations", action="store_true",
-                   help="also draw all NAMEs side by side in OUT/generations.{png,svg}")
-    p.set_defaults(func=cmd_diagram)
+    return written

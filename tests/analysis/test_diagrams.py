@@ -1,4 +1,4 @@
-"""Tests of yololab.models.diagrams: layout geometry and the four output formats, on the real zoo models."""
+"""Tests of yololab.analysis.diagrams: layout geometry and the four output formats, on the real zoo models."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from yololab.cli import main
-from yololab.models.diagrams import generations_figure, layout, to_mermaid, write_diagram
-from yololab.models.inspect import INPUT, trace_zoo_model
+from yololab.analysis.diagrams import generations_figure, layout, to_mermaid, write_diagram
+from yololab.analysis.summary import INPUT, trace_zoo_model
 
 FAMILIES = ["yolov3", "yolov3-tiny", "yolov5n", "yolov8n", "yolo11n"]
 
@@ -124,7 +124,7 @@ def test_cli_diagram(tmp_path, capsys):
 
 def test_edge_jumping_a_column_avoids_the_middle_column(tmp_path):
     """A head that also reads a backbone map directly: the edge must not cross the neck's boxes."""
-    from yololab.models.inspect import BlockInfo, Trace
+    from yololab.analysis.summary import BlockInfo, Trace
 
     def blk(i, group, typ, inputs, c, hw):
         return BlockInfo(i, f"{group}.m{i}", group, typ, inputs, [], [(1, c, hw, hw)], 10, 0)

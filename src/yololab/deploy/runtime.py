@@ -68,7 +68,6 @@ import inspect
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +75,9 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
+from yololab.deploy.export import FlatOutputs, export_onnx
 from yololab.errors import YololabError
-from yololab.fileio import atomic_path
+from yololab.nn.heads import AnchorHead, DetectHead
 
 MODES = ("fp32", "fp32-cl", "bf16-cl", "onnx", "openvino", "openvino-bf16")
 
@@ -167,80 +167,21 @@ def fused_eval_copy(model: nn.Module) -> nn.Module:
     return model
 
 
-@torch.no_grad()
-def calibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> nn.Module:
-    """Re-estimate every BatchNorm's running mean / variance from ``batches`` (in place; returns ``model``).
-
-    A freshly initialised network has running statistics (0, 1) that match nothing, so its eval-mode
-    activations are far from a trained network's and its outputs nearly constant: useless for judging
-    numerical differences between execution modes. Benchmarks and tests calibrate random networks on
-    real images first, so every layer sees activations of realistic scale. Weights are not touched.
-    """
-    was_training = model.training
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over all batches
-    model.train()
-    for x in batches:
-        model(x)
-    for bn, momentum in zip(bns, momenta):
-        bn.momentum = momentum
-    return model.train(was_training)
+def float32_modules(model: nn.Module) -> list[nn.Module]:
+    """The layers of ``model``'s zoo heads that compute in float32 even under autocast (their output convs
+    and box decoding; see :mod:`yololab.nn.heads`)."""
+    return [m for head in model.modules() if isinstance(head, (AnchorHead, DetectHead))
+            for m in head.float32_modules()]
 
 
-def _float32_method(fn: Callable) -> Callable:
-    """Wrap a bound method so it runs in float32, outside autocast, on float32 copies of its tensors."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        def up(t):
-            return t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
-
-        with torch.autocast("cpu", enabled=False):
-            return fn(*tree_map(up, args), **tree_map(up, kwargs))
-
-    return wrapper
-
-
-def keep_head_outputs_in_float32(model: nn.Module) -> list[nn.Module]:
-    """Make the last step of every zoo head run in float32 even under bf16 autocast.
-
-    That step is the 1x1 output convolutions (logits) and the box decoding (grid offsets, strides, DFL
-    integral, sigmoid). In bf16 (8 significant bits) a decoded coordinate near 600 px would be rounded to a
-    multiple of 4 px and a class logit near -11 (the prior of an empty cell) to a multiple of 1/16. These
-    ops are ~1 % of the FLOPs, so float32 costs nothing measurable. Patches instances, not classes:
-    ``forward`` of the output convs, and ``decode`` of :class:`~yololab.nn.heads.DetectHead` /
-    ``_decode_level`` of :class:`~yololab.nn.heads.AnchorHead`. Returns the modules that stay float32.
-    """
-    from yololab.nn.heads import AnchorHead, DetectHead
-
-    fp32: list[nn.Module] = []
-    for m in list(model.modules()):
-        if isinstance(m, DetectHead):
-            outs = [branch[-1] for branch in (*m.cv2, *m.cv3)]
-            m.decode = _float32_method(m.decode)
-            fp32 += [*outs, *m.dfl.modules()]
-        elif isinstance(m, AnchorHead):
-            outs = list(m.m)
-            m._decode_level = _float32_method(m._decode_level)
-            fp32 += outs
-        else:
-            continue
-        for conv in outs:
-            conv.forward = _float32_method(conv.forward)
-    return fp32
-
-
-def cast_convs_to_bf16(model: nn.Module, keep: list[nn.Module] = ()) -> int:
-    """Store the weights of every ``nn.Conv2d`` / ``nn.Linear`` (except ``keep``) in bfloat16.
+def cast_convs_to_bf16(model: nn.Module) -> int:
+    """Store the weights of every ``nn.Conv2d`` / ``nn.Linear`` in bfloat16, except the heads' float32 layers.
 
     Autocast would cast them to bf16 on every call anyway (it caches casts only for weights that require
     grad); doing it once saves that copy, ~10-15 % of a yolov8n forward. Only valid under bf16 autocast.
     Returns the number of layers cast.
     """
-    kept = {id(m) for m in keep}
+    kept = {id(m) for m in float32_modules(model)}
     n = 0
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in kept:
@@ -259,18 +200,6 @@ def _to_float32(out: Any) -> Any:
     return tree_map(lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t, out)
 
 
-class _FlatOutputs(nn.Module):
-    """Returns a model's outputs as a flat tuple of tensors (what ONNX export and ORT speak)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        leaves, _ = tree_flatten(self.model(x))
-        return tuple(leaves)
-
-
 class _HeadFeatures(nn.Module):
     """A zoo detector with a :class:`~yololab.nn.heads.DetectHead`, up to the head's raw per-level outputs
     (box distribution logits and class logits, before decoding). ``openvino-bf16`` runs this in bfloat16."""
@@ -280,9 +209,7 @@ class _HeadFeatures(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        head = self.model.head
-        feats = self.model.neck(self.model.backbone(x))
-        return tuple(torch.cat((box(f), cls(f)), 1) for box, cls, f in zip(head.cv2, head.cv3, feats))
+        return tuple(self.model.head.raw(self.model.neck(self.model.backbone(x))))
 
 
 class _HeadTail(nn.Module):
@@ -305,8 +232,6 @@ class _HeadTail(nn.Module):
 
 def _splits_head(model: nn.Module) -> bool:
     """True for zoo detectors whose DetectHead end ``openvino-bf16`` keeps in float32."""
-    from yololab.nn.heads import DetectHead
-
     return all(hasattr(model, a) for a in ("backbone", "neck")) and isinstance(getattr(model, "head", None),
                                                                               DetectHead)
 
@@ -328,7 +253,7 @@ class InferenceModel:
         if mode in ("fp32-cl", "bf16-cl"):
             self.model = self.model.to(memory_format=torch.channels_last)
         if mode == "bf16-cl":
-            cast_convs_to_bf16(self.model, keep=keep_head_outputs_in_float32(self.model))
+            cast_convs_to_bf16(self.model)
         # onnx / openvino: input shape -> (ORT session or OpenVINO infer request, output treespec)
         self._compiled: dict[tuple[int, ...], tuple[Any, Any]] = {}
         self._tmpdir: tempfile.TemporaryDirectory | None = None
@@ -359,7 +284,8 @@ class InferenceModel:
 
     # ---------------------------------------------------------------------------------------------- export
     def onnx_path(self, shape: tuple[int, ...]) -> Path:
-        """Where the ONNX graph for one input shape is (or will be) written."""
+        """Where the ONNX graph for one input shape is written. Always exported afresh: a file left in
+        ``cache_dir`` by another model of the same name is never trusted."""
         if self._cache_dir is None:
             if self._tmpdir is None:
                 self._tmpdir = tempfile.TemporaryDirectory(prefix="yololab-onnx-")
@@ -370,28 +296,11 @@ class InferenceModel:
         name = getattr(getattr(self.model, "meta", None), "name", type(self.model).__name__)
         return folder / f"{name}-{'x'.join(map(str, shape))}.onnx"
 
-    def _export_onnx(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> Path:
-        """Export ``module`` (returning a flat tuple of tensors) for these input shapes to ``path``.
-
-        Always exported afresh (a file left in ``cache_dir`` by another model of the same name is never
-        trusted), written atomically. Both ONNX Runtime and OpenVINO read this file: for OpenVINO it is also
-        the fastest way in (~2.5 s for yolov8n at 640 vs ~7 s for ``ov.convert_model`` on the torch module,
-        which traces it with the deprecated ``torch.jit.trace``; same outputs).
-        """
-        with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-            # static shapes: the anchor grid is traced as constants, and both runtimes optimize a fixed shape best.
-            # .eval() on the wrapper too: the exporter restores the wrapper's train/eval flag afterwards,
-            # recursively, and a fresh wrapper is in training mode (it would put the model back into training)
-            torch.onnx.export(module.eval(), inputs, tmp, dynamo=False, opset_version=17,
-                              do_constant_folding=True)
-        return path
-
     def _export_model(self, x: torch.Tensor) -> tuple[Path, Any]:
         """The whole fused model for ``x``'s shape: (ONNX file, treespec of the model's outputs)."""
         with torch.inference_mode():
             _, spec = tree_flatten(self.model(x))  # the output structure to rebuild from the flat list
-        return self._export_onnx(_FlatOutputs(self.model), (x,), self.onnx_path(tuple(x.shape))), spec
+        return export_onnx(FlatOutputs(self.model), (x,), self.onnx_path(tuple(x.shape))), spec
 
     # ---------------------------------------------------------------------------------------------- onnx
     def _session(self, x: torch.Tensor) -> tuple[Any, Any]:
@@ -450,8 +359,8 @@ class InferenceModel:
         with torch.no_grad():
             feats = body(x)  # example inputs of the tail export: the body's output shapes
         stem = self.onnx_path(key).stem
-        body_path = self._export_onnx(body, (x,), self.onnx_path(key).with_name(stem + "-body.onnx"))
-        tail_path = self._export_onnx(tail, feats, self.onnx_path(key).with_name(stem + "-tail.onnx"))
+        body_path = export_onnx(body, (x,), self.onnx_path(key).with_name(stem + "-body.onnx"))
+        tail_path = export_onnx(tail, feats, self.onnx_path(key).with_name(stem + "-tail.onnx"))
         self._compiled[key] = ((self._compile(body_path, precision), self._compile(tail_path, "f32")), None)
         return self._compiled[key]
 

@@ -1,7 +1,5 @@
 """`yololab demo` end to end into a temporary folder."""
 
-import time
-
 import pytest
 
 from yololab.cli import main
@@ -10,9 +8,7 @@ from yololab.cli import main
 @pytest.mark.slow
 def test_demo_writes_everything(tmp_path, capsys):
     out = tmp_path / "demo"
-    t0 = time.perf_counter()
     assert main(["demo", "--out", str(out)]) == 0
-    assert time.perf_counter() - t0 < 60
     names = sorted(p.name for p in out.iterdir())
     assert names == ["architectures.csv", "architectures.md", "models.txt", "summary_yolov8n.txt",
                      "yolov8n.drawio", "yolov8n.mmd", "yolov8n.png", "yolov8n.svg"]

@@ -15,13 +15,11 @@ By default the model is built on PyTorch's ``meta`` device: tensors there have s
 tracing even ``yolov5x`` at 640 costs milliseconds and no memory, and the FLOP counts are exact (they
 depend on shapes only). ``yololab models list`` relies on this to cover the whole zoo quickly.
 
-CLI (registered by :func:`register_cli`): ``yololab models list``, ``yololab models summary NAME`` and
-``yololab models compare --out FILE.csv``.
+``yololab models list``, ``yololab models summary NAME`` and ``yololab models compare`` print these tables.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import io
@@ -35,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from yololab.errors import ConfigError, YololabError
 from yololab.fileio import write_text_atomic
+from yololab.models import registry
 
 GROUPS = ("backbone", "neck", "head")
 INPUT = -1  # the source index of the network input in BlockInfo.inputs
@@ -143,7 +142,7 @@ def _model_device(model: nn.Module) -> torch.device:
 def trace_model(model: nn.Module, imgsz: int = 640, name: str | None = None) -> Trace:
     """Run one forward pass of ``model`` on a ``1x3ximgszximgsz`` input and record every reference block.
 
-    ``model`` must have ``reference_layers`` (dotted module paths); see ``yololab.models.base``. It may
+    ``model`` must have ``reference_layers`` (dotted module paths); see :mod:`yololab.models.base`. It may
     live on the ``meta`` device (shapes only, fast) or on a real one.
     """
     if imgsz <= 0:
@@ -241,10 +240,8 @@ def trace_model(model: nn.Module, imgsz: int = 640, name: str | None = None) -> 
 
 def build_for_inspection(name: str, num_classes: int = 80) -> nn.Module:
     """Build a zoo model on the ``meta`` device: real shapes and parameter counts, no memory, no init time."""
-    from yololab.models import build_model  # raises a YololabError naming the valid models for a bad name
-
     with torch.device("meta"):
-        return build_model(name, num_classes=num_classes)
+        return registry.build(name, num_classes=num_classes)  # a bad name: a YololabError naming the valid ones
 
 
 @functools.lru_cache(maxsize=64)
@@ -258,9 +255,7 @@ def trace_zoo_model(name: str, imgsz: int = 640, num_classes: int = 80) -> Trace
         model = build_for_inspection(name, num_classes)
         return trace_model(model, imgsz, name=name)
     except (NotImplementedError, RuntimeError):
-        from yololab.models import build_model
-
-        return trace_model(build_model(name, num_classes=num_classes), imgsz, name=name)
+        return trace_model(registry.build(name, num_classes=num_classes), imgsz, name=name)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -332,9 +327,7 @@ def zoo_rows(imgsz: int = 640, names: list[str] | None = None, progress: bool = 
     """Trace every zoo model (meta device) and collect the facts the list / compare tables show."""
     from tqdm import tqdm
 
-    from yololab.models import list_models
-
-    names = list(names) if names is not None else list_models()
+    names = list(names) if names is not None else registry.list_models()
     rows = []
     for name in tqdm(names, desc=f"tracing models at {imgsz}", disable=not progress, leave=False, file=sys.stderr):
         t = trace_zoo_model(name, imgsz)
@@ -440,56 +433,3 @@ def write_compare(rows: list[ZooRow], out: Path) -> tuple[Path, Path]:
     write_text_atomic(out, buf.getvalue())
     write_text_atomic(md_path, md)
     return out, md_path
-
-
-# ------------------------------------------------------------------------------------------------
-# CLI
-# ------------------------------------------------------------------------------------------------
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    imgsz = getattr(args, "imgsz", 640)
-    print(format_list(zoo_rows(imgsz)))
-    return 0
-
-
-def cmd_summary(args: argparse.Namespace) -> int:
-    print(format_summary(trace_zoo_model(args.name, args.imgsz)))
-    return 0
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    rows = zoo_rows(args.imgsz)
-    csv_path, md_path = write_compare(rows, Path(args.out))
-    print(compare_markdown(compare_records(rows)))
-    print(f"wrote {csv_path} and {md_path}")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
-        "list", help="Table of every model: parameters, GFLOPs, strides, anchors.",
-        description="Print every model of the zoo with its family, scale, parameter count, GFLOPs, output "
-                    "strides and whether it is anchor-based. Counted from a traced forward pass on the "
-                    "meta device (exact, no memory).", formatter_class=fmt)
-    p.add_argument("--imgsz", type=int, default=640, help="square input size in pixels for the GFLOPs")
-    p.set_defaults(func=cmd_list)
-
-    p = subparsers.add_parser(
-        "summary", help="Per-block table of one model: shapes, strides, parameters, GFLOPs.",
-        description="Trace one forward pass of NAME and print one row per reference block, grouped "
-                    "backbone / neck / head: index, the blocks it reads from, type, input -> output "
-                    "shape (CxHxW), stride, parameters and GFLOPs, with subtotals.", formatter_class=fmt)
-    p.add_argument("name", metavar="NAME", help="model name, as printed by `yololab models list`")
-    p.add_argument("--imgsz", type=int, default=640, help="square input size in pixels")
-    p.set_defaults(func=cmd_summary)
-
-    p = subparsers.add_parser(
-        "compare", help="Comparison table of all models as CSV and Markdown.",
-        description="Write a table of every model (version, backbone, neck, head, anchors, strides, input "
-                    "size, parameters, GFLOPs) as CSV at --out and as Markdown next to it (.md).",
-        formatter_class=fmt)
-    p.add_argument("--out", default="docs/architectures.csv", help="CSV file to write; the .md goes beside it")
-    p.add_argument("--imgsz", type=int, default=640, help="square input size in pixels for the GFLOPs")
-    p.set_defaults(func=cmd_compare)
