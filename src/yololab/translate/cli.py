@@ -1,6 +1,7 @@
 """``yololab translate``: synth (the toy corpus), train, eval, translate.
 
-Only the standard library is imported here; torch and the model load inside the commands.
+Only the standard library (and the engine's standard-library argument helpers) is imported here; torch
+and the model load inside the commands.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from yololab._cli_group import FORMATTER, add_group, non_negative_int, positive_int
+from yololab.engine.args import add_train_args, config_from_args
 from yololab.errors import ConfigError, DataError
-
-FMT = argparse.ArgumentDefaultsHelpFormatter
 
 # the engine settings this task changes (the rest keep the engine's defaults; see docs/translation.md)
 TRAIN_DEFAULTS = {
@@ -22,27 +23,32 @@ TRAIN_DEFAULTS = {
 }
 
 
-def _positive(kind):
-    def convert(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
-        return value
-    convert.__name__ = kind.__name__
-    return convert
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _unit(text: str) -> float:
-    value = float(text)
+    """argparse type: a number in [0, 1) (dropout, label smoothing, a share of the data)."""
+    value = _number(text)
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in [0, 1)")
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
 
 
 def _non_negative(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number >= 0")
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _held_out(text: str) -> float:
+    value = _number(text)
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 0.5], got {text!r}")
     return value
 
 
@@ -84,8 +90,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from yololab.engine.cli import config_from_args
-
     cfg = config_from_args(args)
     from yololab.engine import Trainer
     from yololab.translate.task import TranslationTask
@@ -107,10 +111,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_train_parser(sub) -> None:
-    from yololab.engine.cli import add_train_args
-
     p = sub.add_parser(
-        "train", help="train a Transformer on a parallel corpus (yololab.engine)", formatter_class=FMT,
+        "train", help="train a Transformer on a parallel corpus (yololab.engine)", formatter_class=FORMATTER,
         description="Train the encoder-decoder Transformer: sentencepiece on the training split, batches of about "
                     "--batch TOKENS (here --batch counts padded tokens, not sentences), label smoothing, "
                     "warmup + inverse-sqrt schedule, bf16 autocast where the CPU has it, EMA. Validates by BLEU "
@@ -118,11 +120,11 @@ def add_train_parser(sub) -> None:
                     "curves_mt.png, bleu_report.png, decodes.md, attention maps, masks_demo.png and report.md.")
     add_corpus_args(p, with_val=True)
     g = p.add_argument_group("model")
-    g.add_argument("--d-model", type=_positive(int), default=256, help="width of embeddings and layers")
-    g.add_argument("--heads", type=_positive(int), default=4, help="attention heads")
-    g.add_argument("--enc-layers", type=_positive(int), default=3, help="encoder layers")
-    g.add_argument("--dec-layers", type=_positive(int), default=3, help="decoder layers")
-    g.add_argument("--d-ff", type=_positive(int), default=1024, help="feed-forward inner width")
+    g.add_argument("--d-model", type=positive_int, default=256, help="width of embeddings and layers")
+    g.add_argument("--heads", type=positive_int, default=4, help="attention heads")
+    g.add_argument("--enc-layers", type=positive_int, default=3, help="encoder layers")
+    g.add_argument("--dec-layers", type=positive_int, default=3, help="decoder layers")
+    g.add_argument("--d-ff", type=positive_int, default=1024, help="feed-forward inner width")
     g.add_argument("--dropout", type=_unit, default=0.1, help="dropout on embeddings, residuals and feed-forward")
     g.add_argument("--attn-dropout", type=_unit, default=0.0, help="dropout on attention weights")
     g.add_argument("--activation", choices=("relu", "gelu"), default="relu", help="feed-forward activation")
@@ -130,14 +132,14 @@ def add_train_parser(sub) -> None:
     g.add_argument("--positional", choices=("sinusoidal", "learned"), default="sinusoidal", help="positional encoding")
     g.add_argument("--no-tie", action="store_true", help="separate source/target embeddings and output projection")
     g = p.add_argument_group("tokens, batches, decoding")
-    g.add_argument("--vocab-size", type=_positive(int), default=8000, help="joint sentencepiece vocabulary (at most)")
+    g.add_argument("--vocab-size", type=positive_int, default=8000, help="joint sentencepiece vocabulary (at most)")
     g.add_argument("--spm-type", choices=("bpe", "unigram"), default="bpe", help="sentencepiece model type")
-    g.add_argument("--max-len", type=_positive(int), default=128, help="longest sentence in tokens (longer: truncated)")
+    g.add_argument("--max-len", type=positive_int, default=128, help="longest sentence in tokens (longer: truncated)")
     g.add_argument("--label-smoothing", type=_unit, default=0.1, help="label smoothing of the loss")
-    g.add_argument("--epoch-batches", type=int, default=0,
+    g.add_argument("--epoch-batches", type=non_negative_int, default=0,
                    help="batches per epoch (0: one pass over the training data); smaller = BLEU measured more often")
-    g.add_argument("--val-beam", type=_positive(int), default=1, help="beam during validation (1: greedy)")
-    g.add_argument("--test-beam", type=_positive(int), default=5, help="beam of the final evaluation of best.pt")
+    g.add_argument("--val-beam", type=positive_int, default=1, help="beam during validation (1: greedy)")
+    g.add_argument("--test-beam", type=positive_int, default=5, help="beam of the final evaluation of best.pt")
     g.add_argument("--alpha", type=_non_negative, default=0.6, help="length penalty ((5+len)/6)^alpha of beam search")
     g.add_argument("--no-eval-test", action="store_true", help="do not score the test split at every validation")
     add_train_args(p, TRAIN_DEFAULTS)
@@ -222,50 +224,47 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "translate", help="Transformer translation: toy corpus, train, eval (BLEU/chrF), translate",
-        description="Neural machine translation with a Transformer written from primitives.")
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    sub = add_group(subparsers, "translate", "Transformer translation from primitives: synth (toy corpus), train, "
+                                             "eval (sacrebleu BLEU/chrF), translate.")
 
-    p = sub.add_parser("synth", help="generate the toy English -> French-like corpus", formatter_class=FMT,
+    p = sub.add_parser("synth", help="generate the toy English -> French-like corpus", formatter_class=FORMATTER,
                        description="Sentence pairs from a small grammar (statements, negations, questions, "
                                    "wh-questions with inversion, three tenses, agreement, elision). Some "
                                    "adjective+noun, subject+verb and verb+construction combinations are held out: "
                                    "train/val never contain them, every test sentence contains one.")
     p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
-    p.add_argument("--train", type=_positive(int), default=20000, help="training pairs")
-    p.add_argument("--val", type=_positive(int), default=500, help="validation pairs (same combinations as train)")
-    p.add_argument("--test", type=_positive(int), default=1000, help="test pairs (each with a held-out combination)")
+    p.add_argument("--train", type=positive_int, default=20000, help="training pairs")
+    p.add_argument("--val", type=positive_int, default=500, help="validation pairs (same combinations as train)")
+    p.add_argument("--test", type=positive_int, default=1000, help="test pairs (each with a held-out combination)")
     p.add_argument("--seed", type=int, default=0, help="random seed (the held-out combinations depend on it)")
-    p.add_argument("--held-out", type=float, default=0.08, help="share of each kind of combination held out, (0, 0.5]")
+    p.add_argument("--held-out", type=_held_out, default=0.08, help="share of each kind of combination held out, (0, 0.5]")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier synth output in --out")
     p.set_defaults(func=cmd_synth)
 
     add_train_parser(sub)
 
-    p = sub.add_parser("eval", help="BLEU and chrF (sacrebleu) of a checkpoint on a corpus split", formatter_class=FMT,
+    p = sub.add_parser("eval", help="BLEU and chrF (sacrebleu) of a checkpoint on a corpus split", formatter_class=FORMATTER,
                        description="Translate a split with beam search and score it with sacrebleu on detokenized "
                                    "text (signature printed); write bleu_report.png, decodes.md, the hypotheses, "
                                    "masks_demo.png and the attention maps of the first sentence.")
     p.add_argument("--weights", required=True, help="a checkpoint of `yololab translate train` (weights/best.pt)")
     add_corpus_args(p, with_val=False)
     p.add_argument("--split", nargs="+", help="splits of --data to score (default: its test splits, else val)")
-    p.add_argument("--beam", type=_positive(int), default=5, help="beam size (1: greedy)")
+    p.add_argument("--beam", type=positive_int, default=5, help="beam size (1: greedy)")
     p.add_argument("--alpha", type=_non_negative, default=0.6, help="length penalty exponent")
-    p.add_argument("--max-tokens", type=_positive(int), default=4096, help="source tokens x beam per decoding batch")
+    p.add_argument("--max-tokens", type=positive_int, default=4096, help="source tokens x beam per decoding batch")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--out", default="runs/translate/eval", help="folder for the report files")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing non-empty --out")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("translate", help="translate sentences with a checkpoint", formatter_class=FMT,
+    p = sub.add_parser("translate", help="translate sentences with a checkpoint", formatter_class=FORMATTER,
                        description="Translate the sentences given as arguments, in --input (one per line) or on "
                                    "stdin; one translation per line on stdout.")
     p.add_argument("text", nargs="*", help="sentences to translate")
     p.add_argument("--weights", required=True, help="a checkpoint of `yololab translate train`")
     p.add_argument("--input", help="a text file of sentences, one per line")
-    p.add_argument("--beam", type=_positive(int), default=5, help="beam size (1: greedy)")
+    p.add_argument("--beam", type=positive_int, default=5, help="beam size (1: greedy)")
     p.add_argument("--alpha", type=_non_negative, default=0.6, help="length penalty exponent")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--attention", metavar="DIR", help="also write the attention maps of the first sentence here")

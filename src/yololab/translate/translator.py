@@ -25,7 +25,7 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Translator:
-        from yololab.models.weights import load_checkpoint
+        from yololab.checkpoint.native import load_checkpoint
 
         ckpt = load_checkpoint(path)
         meta = ckpt.get("meta") or {}

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import pytest
+from helpers import shared_data
 
 from yololab.errors import DataError
 from yololab.translate.batching import collate, encode_pairs, token_batches
 from yololab.translate.corpus import load_corpus, load_folder, read_lines, read_parallel, read_tsv
 from yololab.translate.tokenizer import BOS, EOS, PAD, Tokenizer
 
-MULTI30K = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "multi30k"
-
 
 @pytest.mark.parametrize("tgt,counts", [("de", (29000, 1014, 1000)), ("fr", (29000, 1014, 1000))])
 def test_multi30k(tgt, counts):
-    corpus = load_folder(MULTI30K, "en", tgt)
+    multi30k = shared_data("multi30k")
+    corpus = load_folder(multi30k, "en", tgt)
     assert list(corpus.splits) == ["train", "val", "test_2016_flickr"]
     assert tuple(len(p) for p in corpus.splits.values()) == counts
     assert corpus.test_splits == ["test_2016_flickr"]
     assert corpus.splits["test_2016_flickr"][0][0] == "A man in an orange hat starring at something."
     with pytest.raises(DataError, match=r"languages \['de', 'en', 'fr'\]; say which"):
-        load_folder(MULTI30K)
+        load_folder(multi30k)
     with pytest.raises(DataError, match="no files for language 'xx'"):
-        load_folder(MULTI30K, "en", "xx")
+        load_folder(multi30k, "en", "xx")
 
 
 def test_read_lines_gzip_crlf_bom_and_unicode_separators(tmp_path):
