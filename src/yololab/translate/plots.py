@@ -86,8 +86,8 @@ def attention_for(model: Transformer, tokenizer: Tokenizer, source: str, target_
     return src_pieces, tgt_pieces, weights
 
 
-def _heatmap(ax, w: np.ndarray, rows: list[str], cols: list[str], title: str) -> None:
-    ax.imshow(w, cmap="viridis", vmin=0, vmax=max(float(w.max()), 1e-6), aspect="auto")
+def _heatmap(ax, w: np.ndarray, rows: list[str], cols: list[str], title: str, cmap: str = "viridis") -> None:
+    ax.imshow(w, cmap=cmap, vmin=0, vmax=max(float(w.max()), 1e-6), aspect="auto")
     ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_title(title, fontsize=9)
@@ -139,11 +139,13 @@ def plot_masks(tokenizer: Tokenizer, sources: list[str], targets: list[str], pat
     tgt_pieces = [p if i != PAD else "<pad>" for p, i in zip(tokenizer.id_to_piece(tgt[b].tolist()), tgt[b].tolist())]
     fig, axes = _figure(4, (20, 5))
     axes[0].imshow(pm, cmap="Greens", vmin=0, vmax=1, aspect="auto")
-    axes[0].set(title="source padding mask (batch x position)", xlabel="source position", ylabel="sentence")
+    axes[0].set(title="source padding mask (batch x position)", xlabel="source position", ylabel="sentence",
+                yticks=range(len(sources)))
     axes[1].imshow(cm, cmap="Greens", vmin=0, vmax=1)
     axes[1].set(title="causal mask", xlabel="key position", ylabel="query position")
-    _heatmap(axes[2], dec.astype(float), tgt_pieces, tgt_pieces, f"decoder self-attention mask, sentence {b}")
-    _heatmap(axes[3], cross.astype(float), tgt_pieces, src_pieces, f"cross-attention mask, sentence {b}")
+    _heatmap(axes[2], dec.astype(float), tgt_pieces, tgt_pieces, f"decoder self-attention mask, sentence {b}",
+             "Greens")
+    _heatmap(axes[3], cross.astype(float), tgt_pieces, src_pieces, f"cross-attention mask, sentence {b}", "Greens")
     fig.suptitle("masks: green = may attend, white = blocked")
     return _save(fig, path)
 
