@@ -42,7 +42,7 @@ def smoothed_loss(logits: Tensor, target: Tensor, smoothing: float) -> tuple[Ten
 class TranslationTask(Task):
     name = "translate"
 
-    def __init__(self, cfg: TrainConfig, corpus: dict, model: dict | None = None, vocab_size: int = 8000,
+    def __init__(self, cfg: TrainConfig, corpus: dict, model: dict | None = None, vocab_size: int = 5000,
                  spm_type: str = "bpe", max_len: int = 128, label_smoothing: float = 0.1,
                  epoch_batches: int = 0, val_beam: int = 1, test_beam: int = 5, alpha: float = 0.6,
                  eval_test: bool = True):
