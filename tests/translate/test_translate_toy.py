@@ -74,6 +74,20 @@ def test_held_out_combinations_never_in_train_or_val():
     assert len(all_en) == len(set(all_en)) == 760  # distinct sentences
 
 
+def test_every_source_word_of_the_test_is_seen_in_training():
+    """Held-out combinations, never held-out words: a model cannot be asked to translate a word it never saw.
+
+    (A French form may still be new, e.g. a verb in a person and tense never met together: producing it
+    from its stem and ending is part of what the test measures.)
+    """
+    import re
+
+    splits, _ = toy.generate(4000, 10, 400, seed=3)
+    seen = {w for en, _ in splits["train"] for w in re.findall(r"[\w'-]+", en.lower())}
+    unseen = {w for en, _ in splits["test"] for w in re.findall(r"[\w'-]+", en.lower())} - seen
+    assert not unseen, unseen
+
+
 def test_write_corpus_refuses_foreign_folders_and_needs_overwrite(tmp_path):
     meta = toy.write_corpus(tmp_path / "c", 50, 5, 10, seed=1, held_out_fraction=0.1, overwrite=False)
     assert meta["counts"] == {"train": 50, "val": 5, "test": 10}
