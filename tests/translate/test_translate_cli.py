@@ -44,11 +44,13 @@ def test_translate_command(tiny_run, capsys, monkeypatch, tmp_path):
 def test_eval_command_scores_like_sacrebleu(tiny_run, toy_corpus, capsys, tmp_path):
     out = tmp_path / "eval"
     assert main(["translate", "eval", "--weights", str(tiny_run / "weights" / "best.pt"), "--data", str(toy_corpus),
-                 "--split", "test", "--beam", "2", "--out", str(out)]) == 0
+                 "--split", "test", "--beam", "2", "--out", str(out), "--lowercase"]) == 0
     printed = capsys.readouterr().out
     hyp = (out / "test.hyp").read_text().splitlines()
     ref = (toy_corpus / "test.fr").read_text().splitlines()
     assert f"test: {sacrebleu.corpus_bleu(hyp, [ref])}" in printed
+    assert f"test (lowercased): {sacrebleu.corpus_bleu(hyp, [ref], lowercase=True)}" in printed
+    assert "lowercased BLEU signature: nrefs:1|case:lc|" in printed
     assert "BLEU signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in printed
     for name in ("scores.md", "bleu_report.png", "decodes.md", "masks_demo.png", "attention_layer1_head1.png"):
         assert (out / name).is_file()

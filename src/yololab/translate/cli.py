@@ -161,8 +161,9 @@ def _out_dir(path: str, exist_ok: bool) -> Path:
 def cmd_eval(args: argparse.Namespace) -> int:
     out = _out_dir(args.out, args.exist_ok)
     from yololab.translate.batching import encode_pairs
-    from yololab.translate.corpus import load_folder, load_pairs, read_parallel, read_tsv
+    from yololab.translate.corpus import drop_empty, load_folder, read_parallel, read_tsv
     from yololab.translate.evaluate import evaluate_pairs, scores_table, write_evaluation
+    from yololab.translate.metrics import corpus_scores
     from yololab.translate.translator import Translator
 
     tr = Translator.from_checkpoint(args.weights, args.device)
@@ -177,8 +178,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if bool(args.src) != bool(args.tgt) or bool(args.src) == bool(args.tsv):
             raise DataError("give the sentences to score: --data FOLDER, or --src FILE --tgt FILE, or --tsv FILE")
         raw = read_tsv(args.tsv) if args.tsv else read_parallel(args.src, args.tgt)
-        name = Path(args.tsv or args.src).stem
-        pairs = {name: load_pairs(raw, raw[:1], name, "src", "tgt").splits["train"]}
+        kept, skipped = drop_empty(raw)
+        if not kept:
+            raise DataError(f"{args.tsv or args.src}: no sentence pair with both sides non-empty")
+        if skipped:
+            print(f"{skipped} pairs with an empty side skipped")
+        pairs = {Path(args.tsv or args.src).stem: kept}
     results = {}
     for split, p in pairs.items():
         enc = encode_pairs(tr.tokenizer, p, tr.model.cfg.max_len)
@@ -187,8 +192,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         s = results[split]["scores"]
         print(f"{split}: {s.bleu_detail}\n{split}: chrF2 = {s.chrf:.2f}"
               + (f"; {enc.truncated} sentences truncated to {tr.model.cfg.max_len} tokens" if enc.truncated else ""))
+        if args.lowercase:
+            lc = corpus_scores(results[split]["hypotheses"], results[split]["references"], lowercase=True)
+            print(f"{split} (lowercased): {lc.bleu_detail}; chrF2 = {lc.chrf:.2f}")
     s = next(iter(results.values()))["scores"]
     print(f"BLEU signature: {s.bleu_signature}\nchrF signature: {s.chrf_signature}")
+    if args.lowercase:
+        print(f"lowercased BLEU signature: {lc.bleu_signature}")
     write_evaluation(results, out, tr.model, tr.tokenizer)
     from yololab.fileio import write_text_atomic
 
@@ -255,6 +265,8 @@ def register(subparsers) -> None:
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (1: greedy)")
     p.add_argument("--alpha", type=_non_negative, default=0.6, help="length penalty exponent")
     p.add_argument("--max-tokens", type=positive_int, default=4096, help="source tokens x beam per decoding batch")
+    p.add_argument("--lowercase", action="store_true",
+                   help="also print case-insensitive scores (as many published Multi30K results are)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--out", default="runs/translate/eval", help="folder for the report files")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing non-empty --out")
