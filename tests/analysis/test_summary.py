@@ -136,7 +136,7 @@ def test_summary_text_toy():
 
 from yololab.cli import main  # noqa: E402
 from yololab.models import build_model, list_models  # noqa: E402
-from yololab.analysis.summary import trace_zoo_model, zoo_rows  # noqa: E402
+from yololab.analysis.summary import trace_zoo_model, write_compare, zoo_rows  # noqa: E402
 
 # published by the references (Ultralytics / yolov5 model summaries at 640): GFLOPs rounded to 0.1
 REFERENCE_GFLOPS = {"yolov8n": 8.7, "yolov8s": 28.6, "yolov8m": 78.9, "yolov5n": 4.5}
@@ -193,8 +193,25 @@ def test_cli_list_summary_compare(tmp_path, capsys):
     assert [r["model"] for r in recs] == list_models()
     v8s = next(r for r in recs if r["model"] == "yolov8s")
     assert v8s["parameters"] == "11166560" and v8s["anchors"] == "anchor-free" and v8s["version"] == "YOLOv8"
+    assert v8s["COCO mAP50-95"] == "44.9" and v8s["mAP source"].startswith("https://github.com/ultralytics/")
     md = csv_path.with_suffix(".md").read_text()
-    assert md.count("\n| yolo") == len(list_models()) and "| 11,166,560 |" in md
+    assert md.count("\n| yolo") == 2 * len(list_models()) and "| 11,166,560 | 28.60 | 44.9 |" in md
+    assert "## Accuracy beside cost" in md and "](arch-accuracy.png)" in md
+    assert (tmp_path / "docs" / "arch-accuracy.png").stat().st_size > 10_000
+    # a rerun rewrites the generated regions and keeps what was written around them
+    csv_path.with_suffix(".md").write_text(md + "\nA hand-written note.\n")
+    write_compare(zoo_rows(320, names=["yolov8n", "yolo11n"], progress=False), csv_path)
+    md = csv_path.with_suffix(".md").read_text()
+    assert md.endswith("\nA hand-written note.\n") and "at 320x320" in md and md.count("\n| yolo") == 2
+    assert "run `yololab models compare --imgsz 640` for this section" in md
+    # a Markdown file that compare did not write is not replaced
+    foreign = tmp_path / "notes.md"
+    foreign.write_text("# my notes\n")
+    assert main(["models", "compare", "--out", str(tmp_path / "notes.csv")]) == 2  # it exists: --overwrite to replace
+    assert "notes.md exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["models", "compare", "--out", str(tmp_path / "notes.csv"), "--overwrite"]) == 2  # not even then
+    assert "generated:zoo" in capsys.readouterr().err
+    assert foreign.read_text() == "# my notes\n" and not (tmp_path / "notes.csv").exists()
 
     assert main(["models", "summary", "yolov9n"]) == 2
     assert "unknown model" in capsys.readouterr().err

@@ -23,7 +23,8 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import sys
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,13 +245,17 @@ def build_for_inspection(name: str, num_classes: int = 80) -> nn.Module:
         return registry.build(name, num_classes=num_classes)  # a bad name: a YololabError naming the valid ones
 
 
-@functools.lru_cache(maxsize=64)
 def trace_zoo_model(name: str, imgsz: int = 640, num_classes: int = 80) -> Trace:
-    """Build ``name`` on the meta device and trace it (cached: the demo and tests ask for a model twice).
+    """Build ``name`` (any case: ``YOLOv8n`` is ``yolov8n``) on the meta device and trace it.
 
     If the model cannot run on the meta device (some op needs real data), it is built and traced on the
     CPU instead; both give identical shapes, parameters and FLOPs, the CPU only takes longer.
     """
+    return _trace_zoo_model(registry.resolve_name(name), imgsz, num_classes)
+
+
+@functools.lru_cache(maxsize=64)  # the demo and tests ask for a model twice
+def _trace_zoo_model(name: str, imgsz: int, num_classes: int) -> Trace:
     try:
         model = build_for_inspection(name, num_classes)
         return trace_model(model, imgsz, name=name)
@@ -325,11 +330,11 @@ class ZooRow:
 
 def zoo_rows(imgsz: int = 640, names: list[str] | None = None, progress: bool = True) -> list[ZooRow]:
     """Trace every zoo model (meta device) and collect the facts the list / compare tables show."""
-    from tqdm import tqdm
+    from yololab.progress import progress as bar
 
     names = list(names) if names is not None else registry.list_models()
     rows = []
-    for name in tqdm(names, desc=f"tracing models at {imgsz}", disable=not progress, leave=False, file=sys.stderr):
+    for name in bar(names, desc=f"tracing models at {imgsz}", enabled=progress, leave=False):
         t = trace_zoo_model(name, imgsz)
         m = t.meta
         rows.append(ZooRow(
@@ -384,10 +389,17 @@ def format_summary(t: Trace) -> str:
 
 
 COMPARE_FIELDS = ["model", "version", "backbone", "neck", "head", "anchors", "strides", "input size",
-                  "parameters", "GFLOPs"]
+                  "parameters", "GFLOPs", "COCO mAP50-95", "mAP source"]
+MARKDOWN_FIELDS = COMPARE_FIELDS[:-1]  # the wide table leaves the source address to the accuracy section
+ACCURACY_FIELDS = ["model", "generation", "COCO mAP50-95", "source (SOTA table row)", "parameters", "GFLOPs"]
+ACCURACY_IMGSZ = 640  # the input size of the published COCO figures
 
 
-def compare_records(rows: list[ZooRow]) -> list[dict]:
+def compare_records(rows: list[ZooRow], accuracy: dict | None = None) -> list[dict]:
+    """One record per model for the comparison table. ``accuracy`` maps a model name to its row of the SOTA
+    table (``yololab.study.sota.zoo_accuracy``: ``value``, ``source_url``, ...); without it the two accuracy
+    fields stay empty."""
+    accuracy = accuracy or {}
     return [{
         "model": r.name,
         "version": _family_title(r.family),
@@ -399,37 +411,106 @@ def compare_records(rows: list[ZooRow]) -> list[dict]:
         "input size": r.imgsz,
         "parameters": r.params,
         "GFLOPs": f"{r.gflops:.2f}",
+        "COCO mAP50-95": f"{accuracy[r.name].value:.1f}" if r.name in accuracy else "",
+        "mAP source": accuracy[r.name].source_url if r.name in accuracy else "",
     } for r in rows]
 
 
-def compare_markdown(records: list[dict]) -> str:
-    right = {"input size", "parameters", "GFLOPs"}
-    lines = ["| " + " | ".join(COMPARE_FIELDS) + " |",
-             "|" + "|".join("---:" if f in right else "---" for f in COMPARE_FIELDS) + "|"]
-    for rec in records:
-        cells = [fmt_int(rec[f]) if f == "parameters" else str(rec[f]) for f in COMPARE_FIELDS]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+def _markdown_table(fields: list[str], rows: list[list[str]], right: set[str]) -> str:
+    lines = ["| " + " | ".join(fields) + " |",
+             "|" + "|".join("---:" if f in right else "---" for f in fields) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_compare(rows: list[ZooRow], out: Path) -> tuple[Path, Path]:
-    """Write the comparison table as CSV at ``out`` and as Markdown next to it (same name, ``.md``)."""
+def compare_markdown(records: list[dict]) -> str:
+    cells = [[fmt_int(rec[f]) if f == "parameters" else str(rec[f]) for f in MARKDOWN_FIELDS] for rec in records]
+    return _markdown_table(MARKDOWN_FIELDS, cells, {"input size", "parameters", "GFLOPs", "COCO mAP50-95"})
+
+
+def accuracy_plot_path(out: Path) -> Path:
+    """Where ``yololab models compare --out X.csv`` draws mAP against cost: ``X-accuracy.png`` (and ``.svg``)."""
+    return Path(out).with_name(f"{Path(out).stem}-accuracy.png")
+
+
+def accuracy_markdown(records: list[dict], accuracy: dict, table: Path, md_dir: Path, plot: Path | None) -> str:
+    """The "Accuracy beside cost" section: every model's published mAP (linked to its SOTA table row and to the
+    row's source) beside the parameters and GFLOPs traced from our code, and the plot of one against the other."""
+    link = Path(os.path.relpath(table, md_dir)).as_posix()
+    cells = []
+    for rec in records:
+        row = accuracy[rec["model"]]
+        cells.append([rec["model"], rec["version"], rec["COCO mAP50-95"],
+                      f"[{row.model}]({link}#L{row.line}) ([source]({row.source_url}))",
+                      fmt_int(rec["parameters"]), rec["GFLOPs"]])
+    text = (f"COCO val2017 box mAP50-95 at {ACCURACY_IMGSZ}×{ACCURACY_IMGSZ} of each model's released COCO "
+            f"checkpoint, beside the cost of the architecture. The accuracy comes from [{table.name}]({link}), one "
+            f"row per model with its source (the first link jumps to the row, the second to the source it cites); "
+            f"parameters and GFLOPs are the generated figures of the table above.\n\n"
+            + _markdown_table(ACCURACY_FIELDS, cells, {"COCO mAP50-95", "parameters", "GFLOPs"}))
+    if plot is not None:
+        text += (f"\n![COCO mAP50-95 against GFLOPs and against parameters, one line per generation]"
+                 f"({Path(os.path.relpath(plot, md_dir)).as_posix()})\n")
+    return text
+
+
+def replace_generated(text: str, regions: dict[str, str], path: Path) -> str:
+    """Replace the body of every ``<!-- generated:KEY -->`` ... ``<!-- /generated:KEY -->`` region of ``text``;
+    the text around the regions (hand-written explanations) is kept. A missing region is a YololabError."""
+    for key, body in regions.items():
+        begin, end = f"<!-- generated:{key} -->", f"<!-- /generated:{key} -->"
+        pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), flags=re.S)
+        if not pattern.search(text):
+            raise YololabError(f"{path} has no '{begin}' ... '{end}' region: it was not written by "
+                               f"`yololab models compare`; move it away or choose another --out")
+        text = pattern.sub(lambda m: f"{begin}\n{body.rstrip()}\n{end}", text, count=1)
+    return text
+
+
+def compare_regions(rows: list[ZooRow], out: Path, accuracy: dict | None = None,
+                    table: Path | None = None) -> dict[str, str]:
+    """The generated regions of the Markdown next to ``out``: ``zoo`` (the table) and ``accuracy`` (the "Accuracy
+    beside cost" section, whose links point into ``table``, the SOTA table file, relative to the Markdown)."""
+    out = Path(out)
+    records = compare_records(rows, accuracy)
+    imgsz, nc = (rows[0].imgsz, rows[0].num_classes) if rows else (640, 80)
+    regions = {"zoo": (f"Generated by `yololab models compare` from the model code (one traced forward pass per "
+                       f"model at {imgsz}x{imgsz}, {nc} classes); COCO mAP50-95 from the SOTA table (next "
+                       f"section). The tables between `generated` markers are rewritten by every run; the text "
+                       f"around them is kept.\n\n" + compare_markdown(records))}
+    if accuracy and imgsz == ACCURACY_IMGSZ:
+        regions["accuracy"] = accuracy_markdown(records, accuracy, Path(table), out.parent, accuracy_plot_path(out))
+    else:
+        regions["accuracy"] = (f"The published COCO figures are measured at {ACCURACY_IMGSZ}x{ACCURACY_IMGSZ}: "
+                               f"run `yololab models compare --imgsz {ACCURACY_IMGSZ}` for this section.")
+    return regions
+
+
+def write_compare(rows: list[ZooRow], out: Path, accuracy: dict | None = None,
+                  table: Path | None = None) -> tuple[Path, Path]:
+    """Write the comparison table as CSV at ``out`` and as Markdown next to it (same name, ``.md``).
+
+    ``accuracy`` (model name -> SOTA table row) adds the mAP columns and the "Accuracy beside cost" section
+    (:func:`compare_regions`). An existing ``.md`` keeps everything outside its generated regions
+    (:func:`replace_generated`): explanations written around the tables survive a rerun.
+    """
     out = Path(out)
     if out.suffix.lower() != ".csv":
         raise YololabError(f"--out must name a .csv file (the .md goes next to it), got {out}")
     if out.exists() and out.is_dir():
         raise YololabError(f"--out {out} is a folder; give a file name such as {out / 'architectures.csv'}")
-    records = compare_records(rows)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COMPARE_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(records)
+    writer.writerows(compare_records(rows, accuracy))
     md_path = out.with_suffix(".md")
-    imgsz, nc = (rows[0].imgsz, rows[0].num_classes) if rows else (640, 80)
-    md = (f"# Architectures of the model zoo\n\n"
-          f"Generated by `yololab models compare` from the model code (one traced forward pass per model at "
-          f"{imgsz}x{imgsz}, {nc} classes); do not edit by hand.\n\n"
-          + compare_markdown(records))
+    regions = compare_regions(rows, out, accuracy, table)
+    if md_path.is_file():
+        md = replace_generated(md_path.read_text(encoding="utf-8"), regions, md_path)
+    else:
+        md = "# Architectures of the model zoo\n\n" + "\n\n## Accuracy beside cost\n\n".join(
+            f"<!-- generated:{key} -->\n{body.rstrip()}\n<!-- /generated:{key} -->" for key, body in regions.items()
+        ) + "\n"
     write_text_atomic(out, buf.getvalue())
     write_text_atomic(md_path, md)
     return out, md_path
