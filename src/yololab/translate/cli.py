@@ -10,8 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from yololab._cli_group import FORMATTER, add_group, non_negative_int, positive_int
-from yololab.engine.args import add_train_args, config_from_args
+from yololab._cli_group import (FORMATTER, add_group, add_overwrite, input_file, input_path, non_negative_int,
+                                output_dir, positive_int, refuse_to_replace)
+from yololab.engine.args import add_train_args, check_device, config_from_args
 from yololab.errors import ConfigError, DataError
 
 # the engine settings this task changes (the rest keep the engine's defaults; docs/translation.md says why):
@@ -56,16 +57,16 @@ def _held_out(text: str) -> float:
 
 def add_corpus_args(p: argparse.ArgumentParser, with_val: bool) -> None:
     g = p.add_argument_group("corpus (one of --data, --src/--tgt, --tsv)")
-    g.add_argument("--data", help="corpus folder of <split>.<lang>[.gz] files (Multi30K, `translate synth` output)")
-    g.add_argument("--src", help="source sentences, one per line (with --tgt)")
-    g.add_argument("--tgt", help="target sentences aligned line by line with --src")
-    g.add_argument("--tsv", help="one 'source<TAB>target' pair per line")
+    g.add_argument("--data", type=input_path, help="corpus folder of <split>.<lang>[.gz] files (Multi30K, `translate synth` output)")
+    g.add_argument("--src", type=input_file, help="source sentences, one per line (with --tgt)")
+    g.add_argument("--tgt", type=input_file, help="target sentences aligned line by line with --src")
+    g.add_argument("--tsv", type=input_file, help="one 'source<TAB>target' pair per line")
     g.add_argument("--src-lang", help="source language in --data (needed when it holds more than two)")
     g.add_argument("--tgt-lang", help="target language in --data")
     if with_val:
-        g.add_argument("--val-src", help="validation source file for --src/--tgt (default: hold out --val-fraction)")
-        g.add_argument("--val-tgt", help="validation target file")
-        g.add_argument("--val-tsv", help="validation TSV for --tsv")
+        g.add_argument("--val-src", type=input_file, help="validation source file for --src/--tgt (default: hold out --val-fraction)")
+        g.add_argument("--val-tgt", type=input_file, help="validation target file")
+        g.add_argument("--val-tsv", type=input_file, help="validation TSV for --tsv")
         g.add_argument("--val-fraction", type=_unit, default=0.05,
                        help="share of a user corpus held out for validation when no validation files are given")
 
@@ -81,7 +82,7 @@ def corpus_kwargs(args: argparse.Namespace) -> dict:
 def cmd_synth(args: argparse.Namespace) -> int:
     from yololab.translate.toy import write_corpus
 
-    meta = write_corpus(Path(args.out), args.train, args.val, args.test, args.seed, args.held_out, args.overwrite)
+    meta = write_corpus(args.out, args.train, args.val, args.test, args.seed, args.held_out, args.overwrite)
     c = meta["counts"]
     print(f"wrote {args.out}: train {c['train']:,}, val {c['val']:,}, test {c['test']:,} sentence pairs (en -> fr); "
           f"{len(meta['held_out'])} combinations held out of train/val, each test sentence has one (corpus.json)")
@@ -114,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def add_train_parser(sub) -> None:
     p = sub.add_parser(
-        "train", help="train a Transformer on a parallel corpus (yololab.engine)", formatter_class=FORMATTER,
+        "train", help="Train a Transformer on a parallel corpus (through yololab.engine).", formatter_class=FORMATTER,
         description="Train the encoder-decoder Transformer: sentencepiece on the training split, batches of about "
                     "--batch TOKENS (here --batch counts padded tokens, not sentences), label smoothing, "
                     "warmup + inverse-sqrt schedule, bf16 autocast where the CPU has it, EMA. Validates by BLEU "
@@ -151,21 +152,18 @@ def add_train_parser(sub) -> None:
 # ---------------------------------------------------------------------------------------------- eval
 
 
-def _out_dir(path: str, exist_ok: bool) -> Path:
-    out = Path(path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not exist_ok:
-        raise DataError(f"{out} exists and is not empty; pass --exist-ok to write into it")
-    return out
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    out = _out_dir(args.out, args.exist_ok)
+    refuse_to_replace([args.out], args.overwrite)
+    check_device(args.device)
+    out = args.out
     from yololab.translate.batching import encode_pairs
     from yololab.translate.corpus import drop_empty, load_folder, read_parallel, read_tsv
     from yololab.translate.evaluate import evaluate_pairs, scores_table, write_evaluation
     from yololab.translate.metrics import corpus_scores
     from yololab.translate.translator import Translator
 
+    if not args.data and (bool(args.src) != bool(args.tgt) or bool(args.src) == bool(args.tsv)):
+        raise DataError("give the sentences to score: --data FOLDER, or --src FILE --tgt FILE, or --tsv FILE")
     tr = Translator.from_checkpoint(args.weights, args.device)
     if args.data:
         corpus = load_folder(args.data, args.src_lang or tr.meta.get("src_lang"), args.tgt_lang or tr.meta.get("tgt_lang"))
@@ -175,8 +173,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise DataError(f"{args.data}: no split {missing[0]!r} (splits: {', '.join(corpus.splits)})")
         pairs = {s: corpus.splits[s] for s in splits}
     else:
-        if bool(args.src) != bool(args.tgt) or bool(args.src) == bool(args.tsv):
-            raise DataError("give the sentences to score: --data FOLDER, or --src FILE --tgt FILE, or --tsv FILE")
         raw = read_tsv(args.tsv) if args.tsv else read_parallel(args.src, args.tgt)
         kept, skipped = drop_empty(raw)
         if not kept:
@@ -211,6 +207,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    if args.attention:
+        refuse_to_replace([args.attention], args.overwrite)
+    check_device(args.device)
     from yololab.translate.corpus import read_lines
     from yololab.translate.translator import Translator
 
@@ -227,7 +226,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.attention:
         from yololab.translate import plots
 
-        out = _out_dir(args.attention, args.exist_ok)
+        out = args.attention
         hyp = tr.translate(sentences[:1], beam=args.beam, alpha=args.alpha)[0]
         src_p, tgt_p, w = plots.attention_for(tr.model, tr.tokenizer, sentences[0], tr.tokenizer.encode([hyp])[0])
         paths = plots.plot_attention(src_p, tgt_p, w, out)
@@ -239,12 +238,12 @@ def register(subparsers) -> None:
     sub = add_group(subparsers, "translate", "Transformer translation from primitives: synth (toy corpus), train, "
                                              "eval (sacrebleu BLEU/chrF), translate.")
 
-    p = sub.add_parser("synth", help="generate the toy English -> French-like corpus", formatter_class=FORMATTER,
+    p = sub.add_parser("synth", help="Generate the toy English -> French-like parallel corpus.", formatter_class=FORMATTER,
                        description="Sentence pairs from a small grammar (statements, negations, questions, "
                                    "wh-questions with inversion, three tenses, agreement, elision). Some "
                                    "adjective+noun, subject+verb and verb+construction combinations are held out: "
                                    "train/val never contain them, every test sentence contains one.")
-    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
+    p.add_argument("--out", type=output_dir, required=True, help="output folder (new, empty, or an earlier synth output)")
     p.add_argument("--train", type=positive_int, default=20000, help="training pairs")
     p.add_argument("--val", type=positive_int, default=500, help="validation pairs (same combinations as train)")
     p.add_argument("--test", type=positive_int, default=1000, help="test pairs (each with a held-out combination)")
@@ -255,11 +254,12 @@ def register(subparsers) -> None:
 
     add_train_parser(sub)
 
-    p = sub.add_parser("eval", help="BLEU and chrF (sacrebleu) of a checkpoint on a corpus split", formatter_class=FORMATTER,
+    p = sub.add_parser("eval", help="Score a checkpoint on a corpus split: BLEU and chrF with sacrebleu.", formatter_class=FORMATTER,
                        description="Translate a split with beam search and score it with sacrebleu on detokenized "
                                    "text (signature printed); write bleu_report.png, decodes.md, the hypotheses, "
                                    "masks_demo.png and the attention maps of the first sentence.")
-    p.add_argument("--weights", required=True, help="a checkpoint of `yololab translate train` (weights/best.pt)")
+    p.add_argument("--weights", type=input_file, required=True,
+                   help="a checkpoint of `yololab translate train` (weights/best.pt)")
     add_corpus_args(p, with_val=False)
     p.add_argument("--split", nargs="+", help="splits of --data to score (default: its test splits, else val)")
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (1: greedy)")
@@ -268,19 +268,20 @@ def register(subparsers) -> None:
     p.add_argument("--lowercase", action="store_true",
                    help="also print case-insensitive scores (as many published Multi30K results are)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--out", default="runs/translate/eval", help="folder for the report files")
-    p.add_argument("--exist-ok", action="store_true", help="write into an existing non-empty --out")
+    p.add_argument("--out", type=output_dir, default=Path("runs/translate/eval"), help="folder for the report files")
+    add_overwrite(p, "an existing non-empty --out folder")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("translate", help="translate sentences with a checkpoint", formatter_class=FORMATTER,
+    p = sub.add_parser("translate", help="Translate sentences with a checkpoint.", formatter_class=FORMATTER,
                        description="Translate the sentences given as arguments, in --input (one per line) or on "
                                    "stdin; one translation per line on stdout.")
     p.add_argument("text", nargs="*", help="sentences to translate")
-    p.add_argument("--weights", required=True, help="a checkpoint of `yololab translate train`")
-    p.add_argument("--input", help="a text file of sentences, one per line")
+    p.add_argument("--weights", type=input_file, required=True, help="a checkpoint of `yololab translate train`")
+    p.add_argument("--input", type=input_file, help="a text file of sentences, one per line")
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (1: greedy)")
     p.add_argument("--alpha", type=_non_negative, default=0.6, help="length penalty exponent")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--attention", metavar="DIR", help="also write the attention maps of the first sentence here")
-    p.add_argument("--exist-ok", action="store_true", help="write into an existing non-empty --attention folder")
+    p.add_argument("--attention", type=output_dir, metavar="DIR",
+                   help="also write the attention maps of the first sentence here")
+    add_overwrite(p, "an existing non-empty --attention folder")
     p.set_defaults(func=cmd_translate)

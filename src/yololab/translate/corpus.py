@@ -105,6 +105,9 @@ def load_folder(folder: str | Path, src_lang: str | None = None, tgt_lang: str |
     if not folder.is_dir():
         raise DataError(f"{folder}: corpus folder not found")
     files = folder_files(folder)
+    if not files:
+        raise DataError(f"{folder}: no corpus files; expected <split>.<lang>[.gz] files such as train.en, "
+                        f"train.de, val.en, val.de")
     langs = sorted({lang for _, lang in files})
     for lang in (src_lang, tgt_lang):
         if lang is not None and lang not in langs:

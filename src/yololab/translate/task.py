@@ -47,14 +47,16 @@ class TranslationTask(Task):
                  epoch_batches: int = 0, val_beam: int = 1, test_beam: int = 5, alpha: float = 0.6,
                  eval_test: bool = True):
         super().__init__(cfg)
-        checks = {"vocab_size": vocab_size >= 16, "max_len": max_len >= 4, "batch": cfg.batch >= max_len,
-                  "label_smoothing": 0 <= label_smoothing < 1, "epoch_batches": epoch_batches >= 0,
-                  "val_beam": val_beam >= 1, "test_beam": test_beam >= 1, "alpha": alpha >= 0}
-        for key, ok in checks.items():
+        checks = {"vocab_size": (vocab_size, vocab_size >= 16, "at least 16"),
+                  "max_len": (max_len, max_len >= 4, "at least 4"),
+                  "batch": (cfg.batch, cfg.batch >= max_len, f"padded tokens per batch, at least max_len={max_len}"),
+                  "label_smoothing": (label_smoothing, 0 <= label_smoothing < 1, "in [0, 1)"),
+                  "epoch_batches": (epoch_batches, epoch_batches >= 0, ">= 0"),
+                  "val_beam": (val_beam, val_beam >= 1, "at least 1"), "test_beam": (test_beam, test_beam >= 1, "at least 1"),
+                  "alpha": (alpha, alpha >= 0, ">= 0")}
+        for key, (value, ok, expected) in checks.items():
             if not ok:
-                value = cfg.batch if key == "batch" else locals()[key]
-                raise ConfigError(f"{key}={value!r} is out of range (batch, in tokens, must be >= max_len, "
-                                  f"vocab_size >= 16, max_len >= 4, label_smoothing in [0, 1), beams >= 1)")
+                raise ConfigError(f"{key}={value!r}: expected {expected}")
         self.model_args = dict(model or {})
         self.vocab_size, self.spm_type, self.max_len = vocab_size, spm_type, max_len
         self.label_smoothing, self.epoch_batches = label_smoothing, epoch_batches
