@@ -51,13 +51,15 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> Path:
     if val:
         ax1.plot(*zip(*val), "s-", label="validation")
     ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax1.xaxis.get_major_locator().set_params(integer=True)
     ax1.legend()
     for key, label, style in (("metrics/bleu", "val BLEU", "o-"), ("metrics/chrf", "val chrF", "^--"),
                               ("metrics/test_bleu", "test BLEU", "s-")):
         pts = [(m, r[key]) for m, r in zip(minutes, history) if key in r]
         if pts:
             ax2.plot(*zip(*pts), style, label=label)
-            ax2.annotate(f"{pts[-1][1]:.1f}", pts[-1], textcoords="offset points", xytext=(4, 4))
+            below = key == "metrics/test_bleu"  # test and val BLEU end close together: one label above, one below
+            ax2.annotate(f"{pts[-1][1]:.1f}", pts[-1], textcoords="offset points", xytext=(4, -12 if below else 4))
     ax2.set(xlabel="training minutes (validation excluded)", ylabel="score", title="BLEU / chrF (sacrebleu)")
     ax2.grid(alpha=0.3)
     ax2.legend()
