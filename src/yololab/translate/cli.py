@@ -269,7 +269,7 @@ def register(subparsers) -> None:
                    help="also print case-insensitive scores (as many published Multi30K results are)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--out", type=output_dir, default=Path("runs/translate/eval"), help="folder for the report files")
-    add_overwrite(p, "an existing non-empty --out folder")
+    add_overwrite(p, "a non-empty --out folder")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("translate", help="Translate sentences with a checkpoint.", formatter_class=FORMATTER,
@@ -283,5 +283,5 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--attention", type=output_dir, metavar="DIR",
                    help="also write the attention maps of the first sentence here")
-    add_overwrite(p, "an existing non-empty --attention folder")
+    add_overwrite(p, "a non-empty --attention folder")
     p.set_defaults(func=cmd_translate)
