@@ -30,6 +30,7 @@ GROUPS = {
     "sota": "yololab.study.cli",
     "translate": "yololab.translate.cli",
     "demo": "yololab.demo",
+    "detect": "yololab.detect.cli",
 }
 
 
