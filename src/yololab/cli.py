@@ -28,6 +28,7 @@ GROUPS = {
     "models": "yololab.models.cli",
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
+    "translate": "yololab.translate.cli",
     "demo": "yololab.demo",
     "detect": "yololab.detect.cli",
     "deploy": "yololab.deploy.cli",  # predict, export, features, benchmark

@@ -109,8 +109,8 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: dict | None = None
                 and not action.required:
             task_defaults[action.dest] = action.default
             action.help = (action.help or "").replace("%(default)s", str(action.default))
-            if "(default" not in action.help and action.default is not None and action.default is not False:
-                action.help += f" (default: {action.default})"
+            if "default" not in action.help.lower() and action.default is not None and action.default is not False:
+                action.help += f" (default: {action.default})"  # the rule of yololab._cli_group.HelpFormatter
             action.default = argparse.SUPPRESS
     group = parser.add_argument_group("training settings (yololab.engine; also as KEY=VALUE)")
     train_defaults = {}
@@ -118,8 +118,8 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: dict | None = None
         train_defaults[name] = default = defaults.get(name, f.default)
         flag = "--" + name.replace("_", "-")
         help_text = f.metadata["help"]
-        if default is not None and default is not False and "default" not in help_text:  # the CLI's help rule (tests/test_cli.py)
-            help_text += f" (default: {default})"
+        if default is not None and default is not False and "default" not in help_text.lower():
+            help_text += f" (default: {default})"  # the rule of yololab._cli_group.HelpFormatter
         if str(f.type) == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=help_text)
