@@ -96,16 +96,13 @@ class ResNet(nn.Module):
                  num_classes: int = 1000, stem: str = "imagenet", width: int = 64, in_channels: int = 3,
                  zero_init_residual: bool = False):
         super().__init__()
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, 2, 1)
-        elif stem == "cifar":
-            self.conv1 = conv3x3(in_channels, width)
-            self.maxpool = nn.Identity()
-        else:
+        if stem not in ("imagenet", "cifar"):
             raise ValueError(f"unknown stem {stem!r}: expected 'imagenet' or 'cifar'")
+        imagenet = stem == "imagenet"
+        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False) if imagenet else conv3x3(in_channels, width)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if imagenet else nn.Identity()
         c = width
         stages = []
         for i, depth in enumerate(depths):
