@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from yololab.classify.cifar import Split, write_cifar10
-from yololab.data.synthetic import _UNIT_SHAPES, _background, _distractors, _random_colour
+from yololab.data.synthetic import _UNIT_SHAPES, _background, _distractors, _random_colour, paint_shape
 from yololab.data.synthetic import CLASSES as SHAPES
 from yololab.errors import DataError
 from yololab.fileio import write_text_atomic
@@ -84,16 +84,7 @@ def render(index: int, seed: int, size: int, num_classes: int) -> tuple[np.ndarr
     slack = 0.2 * (hi - lo)
     centre = rng.uniform(-lo - slack, s - hi + slack)
     contours = [u + centre for u in unit]
-    under = img[int(np.clip(centre[1], 0, s - 1)), int(np.clip(centre[0], 0, s - 1))].astype(np.int32)
-    for _ in range(8):
-        colour = np.array(_random_colour(rng))
-        if np.abs(colour - under).sum() > 150:
-            break
-    fixed = [np.round(c * 16).astype(np.int32) for c in contours]
-    cv2.fillPoly(img, fixed, tuple(int(v) for v in colour), cv2.LINE_AA, shift=4)
-    if rng.random() < 0.3:  # an outline in a darker or lighter tone
-        edge = np.clip(colour * rng.uniform(0.3, 1.6), 0, 255)
-        cv2.polylines(img, fixed, True, tuple(int(v) for v in edge), SUPERSAMPLE, cv2.LINE_AA, shift=4)
+    paint_shape(rng, img, contours, centre, outline_p=0.3, outline_thick=SUPERSAMPLE, tries=8, min_contrast=150)
     if rng.random() < 0.3:
         p, q = rng.integers(0, s, 2), rng.integers(0, s, 2)
         cv2.line(img, tuple(map(int, p)), tuple(map(int, q)), _random_colour(rng), SUPERSAMPLE, cv2.LINE_AA)
