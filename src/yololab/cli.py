@@ -21,6 +21,8 @@ GROUPS = {
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
     "demo": "yololab.demo",
+    "classify": "yololab.classify.cli",
+    "cam": "yololab.classify.cam_cli",
 }
 
 

@@ -84,8 +84,7 @@ class ArrayDataset(Dataset):
         return self.split.images[i]
 
     def __getitem__(self, i: int):
-        img = tv_tensors.Image(torch.from_numpy(self.split.images[i]).permute(2, 0, 1))
-        return self.transform(img), int(self.split.labels[i]), i
+        return self.transform(as_tensor(self.split.images[i])), int(self.split.labels[i]), i
 
 
 @dataclass
@@ -123,8 +122,7 @@ class FolderDataset(Dataset):
         arr = self.raw(i)
         if arr is None:
             return None
-        img = tv_tensors.Image(torch.from_numpy(arr).permute(2, 0, 1))
-        return self.transform(img), int(self.split.labels[i]), i
+        return self.transform(as_tensor(arr)), int(self.split.labels[i]), i
 
 
 def read_folder(root: Path, split: str, names: list[str] | None = None) -> FolderSplit:
@@ -198,11 +196,21 @@ class AugmentConfig:
     mix_prob: float = 1.0        # share of batches that get MixUp or CutMix when either is on
 
 
+def fit_size(imgsz: int) -> v2.Compose:
+    """Shorter side to ``imgsz``, then the centre ``imgsz`` x ``imgsz`` square (uint8 stays uint8)."""
+    return v2.Compose([v2.Resize(imgsz, antialias=True), v2.CenterCrop(imgsz)])
+
+
+def as_tensor(img: np.ndarray) -> tv_tensors.Image:
+    """(H, W, C) uint8 array -> (C, H, W) image tensor sharing its memory."""
+    return tv_tensors.Image(torch.from_numpy(img).permute(2, 0, 1))
+
+
 def build_transform(train: bool, imgsz: int, mean: list[float], std: list[float], aug: AugmentConfig,
                     resize: bool):
     """uint8 image -> float tensor: [resize + centre crop] [random crop with padding, flip, auto-augment],
     then scale to [0, 1] and normalize."""
-    t: list = [v2.Resize(imgsz, antialias=True), v2.CenterCrop(imgsz)] if resize else []
+    t: list = [fit_size(imgsz)] if resize else []
     if train:
         if aug.pad > 0:
             t.append(v2.RandomCrop(imgsz, padding=aug.pad, padding_mode="reflect"))

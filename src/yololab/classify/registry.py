@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 from yololab.classify.resnet import ResNet, resnet18, resnet34, resnet50
 from yololab.errors import YololabError
@@ -26,3 +27,25 @@ def build_classifier(name: str, num_classes: int = 1000, width: int = 64, in_cha
             raise YololabError(f"{what} must be a positive integer, got {value!r}")
     base, _, stem = name.partition("-")
     return _DEPTHS[base](num_classes=num_classes, stem=stem or "imagenet", width=width, in_channels=in_channels)
+
+
+def load_classifier(path: str | Path) -> tuple[ResNet, dict]:
+    """A classifier and its meta (class names, input size, normalization ...) from a yololab checkpoint."""
+    from yololab.errors import WeightsError
+    from yololab.models.weights import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    name = ckpt["model_name"]
+    if name not in CLASSIFIERS:
+        raise WeightsError(f"{path}: a checkpoint of {name!r}, not a classifier ({', '.join(CLASSIFIERS)})")
+    meta = dict(ckpt.get("meta") or {})
+    kwargs = dict(ckpt.get("model_kwargs") or {})
+    model = build_classifier(name, num_classes=int(ckpt["num_classes"]), **kwargs)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: weights do not fit {name} ({str(e).splitlines()[1].strip()[:200]})") from None
+    meta.setdefault("names", [str(i) for i in range(model.num_classes)])
+    meta.setdefault("model_name", name)
+    meta.setdefault("model_kwargs", kwargs)
+    return model.eval(), meta
