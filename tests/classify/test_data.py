@@ -167,3 +167,18 @@ def test_write_cifar10_round_trip(tmp_path):
     got = read_cifar(tmp_path, "train")
     np.testing.assert_array_equal(got.images, imgs)  # 20 px side read from the row length
     assert got.boxes is None
+
+
+def test_seeded_augmentation_does_not_depend_on_workers(synth_set):
+    data = load_data(synth_set)
+    ds = data.dataset("train", AugmentConfig(auto_augment="randaugment"))
+    ds.seed = (1, 0)
+    a, b = ds[5][0], ds[5][0]
+    torch.testing.assert_close(a, b)  # a pure function of (seed, epoch, index)
+    ds.seed = (1, 1)
+    assert not torch.equal(ds[5][0], a)  # another epoch, another augmentation
+    mix = MixCollate(4, mixup=0.2, cutmix=1.0, seed=(1, 1))
+    batches = [[torch.cat([b[0].flatten(), b[1].flatten().float()]) for b in
+                make_loader(ds, 8, shuffle=False, workers=w, collate=mix)] for w in (0, 2)]
+    for x, y in zip(*batches):
+        torch.testing.assert_close(x, y)

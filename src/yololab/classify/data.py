@@ -18,6 +18,7 @@ sample's box (pointing game) and picture (galleries).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,20 +72,51 @@ def warn(msg: str) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-class ArrayDataset(Dataset):
+@contextlib.contextmanager
+def seeded(key: tuple[int, ...] | None):
+    """Run the block with torch's global RNG seeded from ``key`` (then put back); nothing when ``key`` is None.
+
+    The v2 transforms draw from the global RNG; seeding it per sample from (seed, epoch, index) makes
+    the augmentation of an epoch a pure function of those, whatever the worker count, so a resumed
+    epoch sees the very same pixels.
+    """
+    if key is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(np.random.SeedSequence(list(key)).generate_state(1)[0]))
+        yield
+
+
+class _ClassDataset(Dataset):
+    """``(transformed image, label, index)`` items; ``seed`` = (run seed, epoch) makes augmentation repeatable."""
+
+    split: Split | FolderSplit
+    seed: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def raw(self, i: int) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int):
+        img = self.raw(i)
+        if img is None:
+            return None
+        with seeded(None if self.seed is None else (*self.seed, i)):
+            x = self.transform(as_tensor(img))
+        return x, int(self.split.labels[i]), i
+
+
+class ArrayDataset(_ClassDataset):
     """Images held in memory (CIFAR): (N, H, W, C) uint8."""
 
     def __init__(self, split: Split, transform):
         self.split, self.transform = split, transform
 
-    def __len__(self) -> int:
-        return len(self.split)
-
     def raw(self, i: int) -> np.ndarray:
         return self.split.images[i]
-
-    def __getitem__(self, i: int):
-        return self.transform(as_tensor(self.split.images[i])), int(self.split.labels[i]), i
 
 
 @dataclass
@@ -99,15 +131,12 @@ class FolderSplit:
         return len(self.paths)
 
 
-class FolderDataset(Dataset):
+class FolderDataset(_ClassDataset):
     """An ImageFolder split, decoded on use; a file that fails is skipped (``None``) with one warning."""
 
     def __init__(self, split: FolderSplit, transform, channels: int):
         self.split, self.transform, self.channels = split, transform, channels
         self.bad: set[int] = set()
-
-    def __len__(self) -> int:
-        return len(self.split)
 
     def raw(self, i: int) -> np.ndarray | None:
         try:
@@ -117,12 +146,6 @@ class FolderDataset(Dataset):
                 self.bad.add(i)
                 warn(f"{e}; skipped")
             return None
-
-    def __getitem__(self, i: int):
-        arr = self.raw(i)
-        if arr is None:
-            return None
-        return self.transform(as_tensor(arr)), int(self.split.labels[i]), i
 
 
 def read_folder(root: Path, split: str, names: list[str] | None = None) -> FolderSplit:
@@ -166,18 +189,22 @@ class MixCollate:
     ``F.cross_entropy`` takes.
     """
 
-    def __init__(self, num_classes: int, mixup: float = 0.0, cutmix: float = 0.0, prob: float = 1.0):
+    def __init__(self, num_classes: int, mixup: float = 0.0, cutmix: float = 0.0, prob: float = 1.0,
+                 seed: tuple[int, int] | None = None):
         mixers = ([v2.MixUp(alpha=mixup, num_classes=num_classes)] if mixup > 0 else []) + \
                  ([v2.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix > 0 else [])
         self.mix = v2.RandomChoice(mixers) if len(mixers) > 1 else (mixers[0] if mixers else None)
-        self.prob = prob
+        self.prob, self.seed = prob, seed
 
     def __call__(self, samples):
         batch = skip_none_collate(samples)
-        if batch is None or self.mix is None or float(torch.rand(())) >= self.prob:
+        if batch is None or self.mix is None:
             return batch
         images, labels, index = batch
-        images, labels = self.mix(images, labels)
+        # seeded by (seed, epoch, first index) like the samples: repeatable whatever the workers
+        with seeded(None if self.seed is None else (*self.seed, int(index[0]), len(index))):
+            if float(torch.rand(())) < self.prob:
+                images, labels = self.mix(images, labels)
         return images, labels, index
 
 
@@ -271,8 +298,13 @@ def channel_stats(images: list[np.ndarray] | np.ndarray) -> tuple[list[float], l
 
 
 def load_data(path: str | Path, imgsz: int | None = None, channels: int = 3, stats_images: int = 512,
-              val_only: bool = False) -> ClassifyData:
-    """Read ``--data`` (CIFAR or ImageFolder). ``imgsz`` None: the CIFAR side, or 32 for folders."""
+              names: list[str] | None = None, val_only: bool = False) -> ClassifyData:
+    """Read ``--data`` (CIFAR or ImageFolder). ``imgsz`` None: the CIFAR side, or 32 for folders.
+
+    ``val_only`` (evaluating a checkpoint) reads the validation split alone, and ``names`` (the
+    checkpoint's classes) give the class order of an ImageFolder; the normalization is then computed on
+    the validation images, and a caller with the training statistics replaces it.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: data not found (a CIFAR python-format folder or .tar.gz, or an ImageFolder root)")
@@ -286,8 +318,9 @@ def load_data(path: str | Path, imgsz: int | None = None, channels: int = 3, sta
         imgsz = imgsz or train.images.shape[1]
         mean, std = channel_stats(train.images[:20000])
     else:
-        train = read_folder(path, "train")
-        val = read_folder(path, "val", train.names)
+        train = None if val_only else read_folder(path, "train", names)
+        val = read_folder(path, "val", names or train.names)
+        train = train or val
         imgsz = imgsz or 32
         sample = []
         ds = FolderDataset(train, None, channels)
