@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from yololab.data.download import RemoteFile, fetch_and_unpack
 from yololab.errors import DataError
 
 FOLDERS = {"cifar-10-batches-py": "cifar10", "cifar-100-python": "cifar100"}
@@ -232,18 +233,12 @@ def write_cifar10(out: Path, train: Split, val: Split, num_train_batches: int = 
 # -----------------------------------------------------------------------------------------------
 
 
-def _remote(name: str):
-    from yololab.data.download import RemoteFile
-
-    return {
-        "cifar10": RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                              md5="c58f30108f718f92721af3b95e74349a"),
-        "cifar100": RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                               md5="eb9058c3a382ffc7106e4002c42a8d85"),
-    }[name]
-
-
-DOWNLOADS = ("cifar10", "cifar100")
+SOURCES = {
+    "cifar10": RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                          md5="c58f30108f718f92721af3b95e74349a"),
+    "cifar100": RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                           md5="eb9058c3a382ffc7106e4002c42a8d85"),
+}
 
 
 def download_cifar(name: str, out: str | Path, url_base: str | None = None, retries: int = 5,
@@ -254,11 +249,9 @@ def download_cifar(name: str, out: str | Path, url_base: str | None = None, retr
     is what ``yololab classify train --data`` reads. Uses the detection downloader's fetch / verify /
     unpack (:func:`yololab.data.download.fetch_and_unpack`).
     """
-    from yololab.data.download import fetch_and_unpack
-
-    if name not in DOWNLOADS:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DOWNLOADS)}")
-    remote = _remote(name)
+    if name not in SOURCES:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(SOURCES)}")
+    remote = SOURCES[name]
     out = Path(out)
     fetch_and_unpack([remote], out / "downloads", out, url_base=url_base, retries=retries, progress=progress,
                      backoff=backoff)
