@@ -1,24 +1,36 @@
 """The architecture notes (docs/architectures/*.md) must stay true to the code they describe.
 
 Checked here, without building any real weights:
-* every relative link into the repository resolves (source files, the other notes);
+* every relative link into the repository resolves (source files, the other notes, SOTA table rows);
 * every class / function name a note quotes next to a link to one of our modules exists in that module;
-* every row of a note's scale table (depth, width, max channels, parameters) equals what yololab builds;
-* every note carries a "Sources" section and cites the papers the brief asks for.
+* every row of a note's scale table (depth, width, channel cap, widest layer, parameters, GFLOPs) equals
+  what yololab builds and what `yololab models compare` wrote;
+* every note carries a "Sources" section and cites the papers the brief asks for; every cited address is
+  well formed;
+* every row of a "What changed" table gives a reason ("why") backed by a cited source;
+* the lineage timeline is in date order and links each idea to its origin;
+* every zoo model has a sourced COCO val2017 mAP row in docs/sota_table.csv, and the accuracy-beside-cost
+  table of docs/architectures.md repeats those rows and the generated parameters and GFLOPs exactly;
+* the prediction counts of the inference note equal the models' eval outputs at 640.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTES_DIR = ROOT / "docs" / "architectures"
-NOTES = ["yolov3.md", "yolov5.md", "yolov8.md", "yolo11.md"]
+FAMILY_NOTES = ["yolov3.md", "yolov5.md", "yolov8.md", "yolo11.md"]
+NOTES = FAMILY_NOTES + ["inference.md"]
+SOTA_TABLE = ROOT / "docs" / "sota_table.csv"
+ARCH_MD, ARCH_CSV = ROOT / "docs" / "architectures.md", ROOT / "docs" / "architectures.csv"
 GENERATED = {"docs/architectures.md", "docs/architectures.csv"}  # written by `yololab models compare`
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -101,22 +113,43 @@ def test_quoted_names_exist_in_linked_modules(note):
     assert checked >= 3, f"{note}: expected the notes to name real classes next to their links"
 
 
+ZOO_NAME = r"yolo(v3|v3-tiny|v5[nsmlx]|v8[nsmlx]|11[nsmlx])"
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def _scale_rows(text: str) -> dict[str, list[str]]:
     """Rows of a markdown table whose first cell is a model name such as `yolov8n` or `yolov3-tiny`."""
     rows = {}
     for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 5 and re.fullmatch(r"yolo(v3|v3-tiny|v5[nsmlx]|v8[nsmlx]|11[nsmlx])", cells[0]):
+        cells = _cells(line)
+        if len(cells) >= 5 and re.fullmatch(ZOO_NAME, cells[0]):
             rows[cells[0]] = cells
     return rows
 
 
-def _param_count(name: str) -> int:
+def _meta_model(name: str) -> torch.nn.Module:
     from yololab.models import build_model
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation
-        model = build_model(name)
-    return sum(p.numel() for p in model.parameters())
+        return build_model(name)
+
+
+def _param_count(name: str) -> int:
+    return sum(p.numel() for p in _meta_model(name).parameters())
+
+
+def _widest_layer(name: str) -> int:
+    """Largest number of output channels of any convolution: the "widest layer" column of the notes."""
+    return max(m.out_channels for m in _meta_model(name).modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def _generated_compare() -> dict[str, dict]:
+    """The rows `yololab models compare` wrote to docs/architectures.csv, by model name."""
+    with open(ARCH_CSV, newline="", encoding="utf-8") as fh:
+        return {r["model"]: r for r in csv.DictReader(fh)}
 
 
 @pytest.mark.parametrize("note,family,expected", [
@@ -126,25 +159,32 @@ def _param_count(name: str) -> int:
     ("yolo11.md", "yolo11", {f"yolo11{s}" for s in "nsmlx"}),
 ])
 def test_scale_tables_match_the_models_we_build(note, family, expected):
+    """Columns: model | depth | width | channel cap | widest layer | params | GFLOPs, with one meaning each:
+    the cap is applied before the width multiple ("none" where the family has no cap), the widest layer is
+    measured after it, and GFLOPs are the figure `yololab models compare` wrote (one figure per model)."""
     rows = _scale_rows(_read(note))
     assert set(rows) == expected, f"{note}: scale table rows {sorted(rows)}"
     scales = getattr(importlib.import_module(f"yololab.models.{family}"), "SCALES", None)
+    generated = _generated_compare()
     for name, cells in rows.items():
-        params = next(int(c.replace(",", "")) for c in cells if re.fullmatch(r"\d{1,3}(,\d{3})+", c))
+        assert len(cells) == 7, f"{note}: {name} row has {len(cells)} cells, expected 7: {cells}"
+        params = int(cells[5].replace(",", ""))
         assert params == _param_count(name), f"{note}: {name} has {_param_count(name):,} parameters, note says {params:,}"
-        if scales is not None and family != "yolov3":
-            depth, width, *cap = scales[name[-1]]
-            assert float(cells[1]) == depth and float(cells[2]) == width, f"{note}: {name} multiples"
-            if cap:
-                assert int(cells[3]) == cap[0], f"{note}: {name} max channels"
+        assert int(cells[4]) == _widest_layer(name), f"{note}: {name} widest layer is {_widest_layer(name)}"
+        assert cells[6] == generated[name]["GFLOPs"], f"{note}: {name} GFLOPs {cells[6]}, compare wrote {generated[name]['GFLOPs']}"
+        depth, width, *cap = scales[name[-1]] if scales is not None and family != "yolov3" else (1.0, 1.0)
+        assert float(cells[1]) == depth and float(cells[2]) == width, f"{note}: {name} multiples"
+        assert cells[3] == (str(cap[0]) if cap else "none"), f"{note}: {name} channel cap {cells[3]}"
 
 
 PAPERS = {
     "yolov3.md": ["1804.02767"],
     "yolov5.md": ["1911.11929", "1803.01534", "1406.4729", "1911.08287"],
     "yolov8.md": ["2006.04388", "2108.07755", "1911.08287"],
-    "yolo11.md": ["2410.17725", "2006.04388", "2108.07755"],
+    "yolo11.md": ["2410.17725", "2006.04388", "2108.07755", "2405.14458"],
+    "inference.md": ["2405.14458", "2005.12872", "2107.08430"],
 }
+CITE_KEY = r"[PCDI]\d+"
 
 
 @pytest.mark.parametrize("note", NOTES)
@@ -156,8 +196,8 @@ def test_each_note_has_sources_and_cites_its_papers(note):
         assert f"https://arxiv.org/abs/{arxiv_id}" in sources, f"{note} does not cite arXiv {arxiv_id}"
     # every bracketed citation key used in the body is defined in the Sources list
     body = text.split("\n## Sources\n", 1)[0]
-    used = set(re.findall(r"\[([PCDI]\d)[\],]", body)) | set(re.findall(r", ([PCDI]\d)\]", body))
-    defined = set(re.findall(r"^\* \[([PCDI]\d)\]", sources, flags=re.M))
+    used = _cited_keys(body)
+    defined = set(_source_entries(text))
     assert used <= defined, f"{note}: citations without a source entry: {sorted(used - defined)}"
 
 
@@ -174,6 +214,176 @@ def test_anchor_links_hit_a_heading(note):
         if "://" in target or "#" not in target:
             continue
         file_part, fragment = target.split("#", 1)
+        if file_part and not file_part.endswith(".md"):  # a line of a data file, e.g. sota_table.csv#L21
+            n_lines = len((NOTES_DIR / file_part).read_text(encoding="utf-8").splitlines())
+            assert re.fullmatch(r"L\d+", fragment) and 1 <= int(fragment[1:]) <= n_lines, f"{note}: link {target}"
+            continue
         text = _read(file_part) if file_part else _read(note)
         slugs = {_github_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
         assert fragment in slugs, f"{note}: link {target} matches no heading of {file_part or note}"
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def _cited_keys(text: str) -> set[str]:
+    """Citation keys used in running text: [P1], [C1, `file.py`], [P2], [I3] (also inside a list)."""
+    return (set(re.findall(rf"\[({CITE_KEY})[\],]", text)) | set(re.findall(rf", ({CITE_KEY})\]", text)))
+
+
+def _source_entries(text: str) -> dict[str, str]:
+    """Key -> text of each entry of the note's Sources list (an entry may run over several lines)."""
+    sources = text.split("\n## Sources\n", 1)[1]
+    entries = re.split(rf"^\* \[({CITE_KEY})\]", sources, flags=re.M)
+    return {key: body for key, body in zip(entries[1::2], entries[2::2])}
+
+
+URL = re.compile(r"https?://[^\s)\]>`|]+")
+
+
+def _url_problem(url: str) -> str | None:
+    """Why a cited address is malformed, or None. arXiv: an abstract page; GitHub: a file, folder, issue,
+    pull request, release or repository, never a bare search or a line range of a moving branch."""
+    parsed = urlparse(url)
+    if parsed.scheme != "https" or "." not in parsed.netloc:
+        return "not an https address with a host name"
+    host, parts = parsed.netloc.lower(), [p for p in parsed.path.split("/") if p]
+    if host == "arxiv.org" and not re.fullmatch(r"/abs/\d{4}\.\d{4,5}(v\d+)?", parsed.path):
+        return "not an arXiv abstract address (https://arxiv.org/abs/ID)"
+    if host == "github.com":
+        kind = parts[2] if len(parts) > 2 else None
+        ok = (len(parts) == 2 or (kind in ("blob", "tree") and len(parts) >= 4)
+              or (kind in ("issues", "pull") and len(parts) == 4 and parts[3].isdigit())
+              or (kind == "releases" and len(parts) == 5 and parts[3] == "tag"))
+        if not ok:
+            return "not a GitHub repository, file, folder, issue, pull request or release address"
+    return None
+
+
+@pytest.mark.parametrize("doc", NOTES + ["README.md"])
+def test_cited_addresses_are_well_formed(doc):
+    text = _read(doc)
+    urls = [u.rstrip(".,;:") for u in URL.findall(text)]
+    assert urls, f"{doc} cites no address"
+    bad = [(u, _url_problem(u)) for u in urls if _url_problem(u)]
+    assert not bad, f"{doc}: {bad}"
+    for key, entry in (_source_entries(text).items() if "\n## Sources\n" in text else ()):
+        assert URL.search(entry) or "installed" in entry or ".md)" in entry, f"{doc}: source [{key}] gives no address"
+
+
+def _section(text: str, heading_prefix: str) -> str:
+    """The text of the `## <heading_prefix>...` section, up to the next `## ` heading."""
+    m = re.search(rf"^## {re.escape(heading_prefix)}.*?$(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
+    assert m, f"no section '## {heading_prefix}...'"
+    return m.group(1)
+
+
+def _table(section: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the first markdown table in a section."""
+    lines = [ln for ln in section.splitlines() if ln.strip().startswith("|")]
+    assert len(lines) >= 3, "no markdown table"
+    header = [c.lower() for c in _cells(lines[0])]
+    return header, [_cells(ln) for ln in lines[2:]]
+
+
+@pytest.mark.parametrize("note", FAMILY_NOTES)
+def test_every_change_has_a_sourced_why(note):
+    """Each row of "What changed" says why, and the why is backed by a cited source with an address."""
+    text = _read(note)
+    header, rows = _table(_section(text, "What changed from"))
+    assert "why" in header and "source" in header, f"{note}: 'What changed' table needs why and source columns"
+    why, src = header.index("why"), header.index("source")
+    entries = _source_entries(text)
+    assert len(rows) >= 4
+    for row in rows:
+        assert len(row) == len(header), f"{note}: row {row[:2]} has {len(row)} cells"
+        assert len(row[why].split()) >= 3, f"{note}: row {row[:2]} gives no reason"
+        keys = _cited_keys(row[why] + " " + row[src])
+        assert keys, f"{note}: row {row[:2]} cites no source"
+        linked = [k for k in keys if k in entries and (URL.search(entries[k]) or ".md)" in entries[k])]
+        assert linked, f"{note}: row {row[:2]} cites {sorted(keys)}, none with an address"
+
+
+def test_lineage_timeline_is_dated_ordered_and_linked():
+    header, rows = _table(_section(_read("README.md"), "Lineage"))
+    assert header[:3] == ["published", "idea", "from"]
+    dates = [row[0] for row in rows]
+    assert all(re.fullmatch(r"\d{4}-\d{2}", d) for d in dates), dates
+    assert dates == sorted(dates), "the timeline must be in publication order"
+    for row in rows:
+        assert URL.search(row[2]), f"lineage row {row[1]!r} does not link the work the idea came from"
+        assert row[3], f"lineage row {row[1]!r} does not say where the idea entered the YOLO family"
+    ideas = " ".join(row[2] for row in rows)
+    for arxiv_id in ("1911.11929", "1803.01534", "1904.01355", "2107.08430", "2006.04388", "2108.07755"):
+        assert arxiv_id in ideas, f"the lineage misses arXiv {arxiv_id}"
+
+
+# ---------------------------------------------------------------------------------------------- accuracy
+
+
+def _sota_rows() -> dict[int, dict]:
+    """Rows of docs/sota_table.csv keyed by their line number (what `sota_table.csv#L<n>` links point at)."""
+    with open(SOTA_TABLE, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        return {reader.line_num: row for row in reader}
+
+
+def test_every_zoo_model_has_a_sourced_coco_map_row():
+    from yololab.models import list_models
+    from yololab.study.sota import check_source_url
+
+    rows = _sota_rows().values()
+    for name in list_models():
+        found = [r for r in rows if r["model"].lower() == name and (r["dataset"], r["split"], r["metric"])
+                 == ("COCO", "val2017", "box_AP")]
+        assert len(found) == 1, f"{name}: {len(found)} COCO val2017 rows in sota_table.csv, expected 1"
+        row = found[0]
+        assert "640" in row["notes"], f"{name}: the row does not say it was measured at 640"
+        assert check_source_url(row["source_url"]) is None and row["source_title"], f"{name}: no valid source"
+
+
+def test_sota_table_links_name_the_rows_they_point_at():
+    rows = _sota_rows()
+    for doc in NOTES + ["README.md", "../architectures.md"]:
+        for text, line in re.findall(r"\[([^\]]+)\]\((?:\.\./)?sota_table\.csv#L(\d+)\)", _read(doc)):
+            if text == "SOTA table row":
+                continue
+            assert int(line) in rows and rows[int(line)]["model"] == text, f"{doc}: {text} -> line {line}"
+
+
+def test_accuracy_beside_cost_table_repeats_its_sources():
+    """docs/architectures.md: every zoo model with its mAP (= its SOTA row) and params/GFLOPs (= compare's)."""
+    header, table = _table(_section(ARCH_MD.read_text(encoding="utf-8"), "Accuracy beside cost"))
+    assert header[:3] == ["model", "generation", "coco map50-95"]
+    generated, sota = _generated_compare(), _sota_rows()
+    assert [r[0] for r in table] == list(generated), "one row per zoo model, in the compare table's order"
+    for model, version, value, source, params, gflops in table:
+        label, line = re.fullmatch(r"\[([^\]]+)\]\(sota_table\.csv#L(\d+)\)", source).groups()
+        row = sota[int(line)]
+        assert row["model"] == label and row["model"].lower() == model and row["value"] == value, model
+        assert version == generated[model]["version"]
+        assert params.replace(",", "") == generated[model]["parameters"] and gflops == generated[model]["GFLOPs"]
+    assert "## How FLOPs are counted" in ARCH_MD.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- inference
+
+
+def test_prediction_counts_match_the_models_outputs():
+    """The inference note's count per model equals A of the eval output at 640 ((B, A, 5+nc) or (B, 4+nc, A))."""
+    from yololab.models import list_models
+
+    header, rows = _table(_section(_read("inference.md"), "How many predictions"))
+    col = header.index("predictions at 640")
+    claimed = {}
+    for row in rows:
+        first, _, last = row[0].partition(" … ")
+        names = [first] if not last else [n for n in list_models() if n[:-1] == first[:-1]]
+        claimed.update({n: int(row[col].replace(",", "")) for n in names})
+    assert set(claimed) == set(list_models())
+    for name, count in claimed.items():
+        model = _meta_model(name).eval()
+        with torch.no_grad():
+            out = model(torch.empty(1, 3, 640, 640, device="meta"))
+        a = out.shape[1] if out.shape[-1] == 85 else out.shape[2]
+        assert a == count, f"{name}: the model makes {a} predictions at 640, the note says {count}"
