@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean diagrams
+.PHONY: demo test install clean diagrams docs
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -e ".[dev]"
 	# reference implementations for the parity tests and side-by-side benchmarks; --no-deps because
-	# both pull opencv-python, which clashes with opencv-python-headless (see DESIGN.md)
+	# both pull opencv-python, which clashes with opencv-python-headless (see docs/design.md)
 	$(BIN)/pip install --no-deps ultralytics==8.4.190 ultralytics-thop yolov5==7.0.14
 	$(BIN)/pip install pandas seaborn thop requests psutil scipy polars py-cpuinfo "setuptools<81"
 	touch $(STAMP)
@@ -24,10 +24,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/yololab demo --out runs/demo
 
-# regenerate the architecture diagrams and the comparison table under docs/ from the model code
+# regenerate the architecture and block diagrams, the comparison table with its accuracy section and plot, the
+# training-idea figures and the SOTA figures under docs/ from the code
+BLOCKS := DarknetResidual C3 C2f C3k2 SPP SPPF C2PSA AnchorHead DetectHead
 diagrams: $(STAMP)
 	$(BIN)/yololab models diagram yolov3 yolov5s yolov8s yolo11s --out docs/diagrams --generations
+	$(BIN)/yololab models diagram --block $(BLOCKS) --out docs/diagrams/blocks \
+		--side-by-side C3,C2f,C3k2 --side-by-side SPP,SPPF --side-by-side AnchorHead,DetectHead
+	$(BIN)/yololab models explain dfl --out docs/diagrams/training
 	$(BIN)/yololab models compare --out docs/architectures.csv
+	$(BIN)/yololab sota plot --out docs/figures
+
+docs: diagrams
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -6,10 +6,10 @@ No pretrained weights are available offline, so this trains one first, with the 
 2. trains a yolov8n from scratch on it with the Ultralytics trainer (``YOLO("yolov8n.yaml").train``), a
    few minutes on a CPU, offline,
 3. loads the trained checkpoint into yololab's yolov8n (``build_model("yolov8n", num_classes=7, weights=...)``),
-4. runs every mode of :func:`yololab.models.inference.prepare_for_inference` on the val images (letterboxed
-   to ``--imgsz``), decodes + NMS like ``ultralytics val`` (conf 0.001, IoU 0.7, max 300 detections,
-   per-class NMS with ``torchvision.ops.batched_nms``), maps boxes back to the original image and computes
-   COCO mAP50-95 / mAP50 with faster-coco-eval against the val labels,
+4. runs every mode of :func:`yololab.deploy.runtime.prepare_for_inference` on the val images (letterboxed
+   to ``--imgsz``), decodes + NMS like ``ultralytics val`` (:mod:`yololab.detect.postprocess`: conf 0.001,
+   IoU 0.7, max 300 detections, per-class NMS), maps boxes back to the original image and computes COCO
+   mAP50-95 / mAP50 (:mod:`yololab.detect.evaluate`, faster-coco-eval) against the val labels,
 5. prints a markdown table: mode, mAP50-95, mAP50, their change vs fp32, the max output difference vs fp32
    and the latency per image.
 
@@ -28,17 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
-import torchvision
 
-from yololab.data.augment import letterbox
+from yololab.deploy.runtime import MODES, best_mode, prepare_for_inference
+from yololab.detect.evaluate import coco_map, coco_results, ground_truth
+from yololab.detect.postprocess import postprocess, to_image
+from yololab.detect.preprocess import load_input
 from yololab.errors import YololabError
-from yololab.models.inference import MODES, best_mode, prepare_for_inference
-
-EVAL_CONF, EVAL_IOU, MAX_DET = 0.001, 0.7, 300  # what `ultralytics val` uses for mAP
-MAX_NMS = 30000  # candidates kept (by score) before NMS, as Ultralytics does
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -116,74 +112,16 @@ def train_reference(data_yaml: Path, work_dir: Path, imgsz: int, epochs: int, mi
 
 # ------------------------------------------------------------------------------------------------ evaluation
 
-def load_split(data_yaml: Path, split: str, imgsz: int):
-    """(COCO ground-truth dict, [(image_id, letterboxed float32 (1,3,S,S) in [0,1], gain, pad)]) of one split."""
-    from yololab.data.formats import coco_dict, read_yolo
-
-    ds = read_yolo(data_yaml)
-    if split not in ds.splits:
-        raise YololabError(f"{data_yaml}: no '{split}' split")
-    gt = coco_dict(ds, split)
-    images = []
-    for image_id, rec in enumerate(ds.splits[split], start=1):  # coco_dict numbers images the same way
-        img = cv2.imread(str(rec.path))
-        if img is None:
-            raise YololabError(f"cannot read image {rec.path}")
-        img, gain, pad = letterbox(img, (imgsz, imgsz))
-        rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
-        images.append((image_id, torch.from_numpy(rgb).float().div_(255).unsqueeze(0), gain, pad))
-    return gt, images
-
-
-def detections(pred: torch.Tensor, image_id: int, gain: tuple[float, float], pad: tuple[int, int],
-               conf: float = EVAL_CONF, iou: float = EVAL_IOU, max_det: int = MAX_DET) -> list[dict]:
-    """One image's eval output ``(1, 4 + nc, A)`` -> COCO result dicts, boxes in original-image pixels.
-
-    Like ``ultralytics val``: every (anchor, class) pair scoring above ``conf`` is a candidate (multi-label),
-    then per-class NMS at ``iou``, then the ``max_det`` best.
-    """
-    p = pred[0].float().T  # (A, 4 + nc)
-    boxes = torchvision.ops.box_convert(p[:, :4], "cxcywh", "xyxy")
-    anchor, cls = (p[:, 4:] > conf).nonzero(as_tuple=True)
-    scores = p[anchor, 4 + cls]
-    if scores.numel() > MAX_NMS:
-        top = scores.topk(MAX_NMS).indices
-        anchor, cls, scores = anchor[top], cls[top], scores[top]
-    boxes = boxes[anchor]
-    keep = torchvision.ops.batched_nms(boxes, scores, cls, iou)[:max_det]
-    boxes, scores, cls = boxes[keep].double(), scores[keep], cls[keep]
-    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pad[0]) / gain[0]
-    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - pad[1]) / gain[1]
-    return [{"image_id": image_id, "category_id": int(c) + 1, "score": float(s),
-             "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]}
-            for (x1, y1, x2, y2), s, c in zip(boxes.tolist(), scores.tolist(), cls.tolist())]
-
-
-def coco_map(gt: dict, results: list[dict]) -> tuple[float, float]:
-    """(mAP50-95, mAP50) of ``results`` against ``gt`` with faster-coco-eval, the official COCO protocol."""
-    from faster_coco_eval import COCO, COCOeval_faster
-
-    if not results:
-        return 0.0, 0.0
-    coco_gt = COCO(gt)
-    coco_dt = coco_gt.loadRes(results)
-    ev = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=lambda *a, **k: None)
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-    return float(ev.stats[0]), float(ev.stats[1])
-
-
 def evaluate_mode(runner, images) -> tuple[list[dict], list[torch.Tensor], list[float]]:
     """Run ``runner`` on every image: (COCO results, raw outputs, per-image latency in ms)."""
     results, outputs, times = [], [], []
     runner(images[0][1])  # warm-up (and, for compiled modes, the one-off compilation)
-    for image_id, x, gain, pad in images:
+    for image_id, x, gain, pad, shape in images:
         t0 = time.perf_counter()
         out = runner(x)
         times.append((time.perf_counter() - t0) * 1e3)
         outputs.append(out)
-        results += detections(out, image_id, gain, pad)
+        results += coco_results(to_image(postprocess(out)[0], gain, pad, shape), image_id)
     return results, outputs, times
 
 
@@ -206,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     from yololab.models import build_model
-    from yololab.models.inference import mode_available
+    from yololab.deploy.runtime import mode_available
 
     modes = list(MODES) if args.modes == "all" else [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
@@ -221,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     weights = train_reference(data_yaml, args.work_dir, args.imgsz, args.epochs, args.train_minutes, args.batch,
                               args.seed, args.continue_minutes)
     print(f"trained weights: {weights} ({time.perf_counter() - t0:.0f} s)")
-    gt, images = load_split(data_yaml, "val", args.imgsz)
+    gt, paths = ground_truth(data_yaml, "val")
+    images = [(image_id, *load_input(p, args.imgsz)) for image_id, p in enumerate(paths, start=1)]
     model = build_model("yolov8n", num_classes=len(gt["categories"]), weights=str(weights)).eval()
 
     rows, ref_outputs, ref_map = [], None, None
@@ -230,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         runner = prepare_for_inference(model, mode, threads=args.threads)
         results, outputs, times = evaluate_mode(runner, images)
         prep_s = time.perf_counter() - t_prep - sum(times) / 1e3
-        m = coco_map(gt, results)
+        metrics = coco_map(gt, results)
+        m = metrics["mAP50-95"], metrics["mAP50"]
         if mode == "fp32":
             ref_outputs, ref_map = outputs, m
         box_d, score_d = max_diffs(outputs, ref_outputs)

@@ -3,7 +3,7 @@
 For each model (default yolov8n and yolo11n, 640x640, batch 1) this measures, in one process, with the
 same threads and the same input (a letterboxed coco8 photograph):
 
-* yololab in every mode of :func:`yololab.models.inference.prepare_for_inference` (fp32, fp32-cl,
+* yololab in every mode of :func:`yololab.deploy.runtime.prepare_for_inference` (fp32, fp32-cl,
   bf16-cl, onnx, openvino, openvino-bf16; ``auto`` is whichever of these this machine gets; modes whose
   runtime is not installed are left out),
 * Ultralytics' default: ``ultralytics.nn.autobackend.AutoBackend(model, fuse=True)`` under
@@ -16,7 +16,7 @@ default, the one-off cost of the first call (export + compile for onnx / openvin
 mode's output is from our fp32 eval output.
 
 Both networks have the same random weights (Ultralytics' initialisation, copied into ours with
-:func:`yololab.models.convert.reference_state_dict_to_yololab`), with BatchNorm statistics calibrated on
+:func:`yololab.checkpoint.reference.reference_state_dict_to_yololab`), with BatchNorm statistics calibrated on
 the 8 coco8 images so activations have realistic scale. No trained weights are used (none are available
 offline), which matters for the accuracy columns: see benchmarks/README.md.
 
@@ -38,16 +38,17 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-import torchvision
+from torch.optim.swa_utils import update_bn
 
-from yololab.data.augment import letterbox
+from yololab.detect.evaluate import match_detections
+from yololab.detect.postprocess import Detections, postprocess
+from yololab.detect.preprocess import load_input
 from yololab.errors import YololabError
 from yololab.models import build_model
-from yololab.models.inference import (MODES, best_mode, calibrate_batchnorm, cpu_has_native_bf16, mode_available,
-                                      onnxruntime_available, openvino_available, prepare_for_inference)
+from yololab.deploy.runtime import (MODES, best_mode, cpu_has_native_bf16, mode_available, onnxruntime_available,
+                                    openvino_available, prepare_for_inference)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "coco8" / "images"
@@ -79,15 +80,7 @@ def load_images(folder: Path, imgsz: int) -> list[torch.Tensor]:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not paths:
         raise YololabError(f"no .jpg/.png images under {folder}")
-    out = []
-    for path in paths:
-        img = cv2.imread(str(path))
-        if img is None:
-            raise YololabError(f"cannot read image {path}")
-        img, _, _ = letterbox(img, (imgsz, imgsz))
-        rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
-        out.append(torch.from_numpy(rgb).float().div_(255).unsqueeze(0))
-    return out
+    return [load_input(path, imgsz)[0] for path in paths]
 
 
 def machine_line(threads: int) -> str:
@@ -121,13 +114,14 @@ def build_pair(name: str, calib: list[torch.Tensor], seed: int) -> tuple[torch.n
     """Ultralytics' DetectionModel and our model of the same name, holding the same weights."""
     from ultralytics.nn.tasks import DetectionModel
 
-    from yololab.models.convert import reference_state_dict_to_yololab
+    from yololab.checkpoint.reference import reference_state_dict_to_yololab
 
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = DetectionModel(f"{name}.yaml", nc=80, verbose=False)
-    calibrate_batchnorm(ref, [torch.cat(calib)]).eval()
+    update_bn([torch.cat(calib)], ref)
+    ref.eval()
     ours = build_model(name, num_classes=80)
     ours.load_state_dict(reference_state_dict_to_yololab(ours, ref.state_dict()))
     return ours.eval(), ref
@@ -177,45 +171,21 @@ def p90(values: list[float]) -> float:
 
 # ------------------------------------------------------------------------------------------------ accuracy
 
-def top_detections(pred: torch.Tensor, k: int, iou: float = 0.7) -> tuple[torch.Tensor, ...]:
-    """(1, 4 + nc, A) eval output -> top-``k`` (boxes xyxy, scores, classes) after per-class NMS, no threshold.
-
-    No confidence threshold because random weights give low scores everywhere; the top ``k`` by score
-    are what a trained model's thresholded output would be drawn from.
-    """
-    p = pred[0].float()
-    cxcywh, cls = p[:4].T, p[4:].T
-    scores, classes = cls.max(1)
-    keep = scores.topk(min(10 * k, scores.numel())).indices  # pre-NMS candidates, as every YOLO does
-    boxes = torchvision.ops.box_convert(cxcywh[keep], "cxcywh", "xyxy")
-    scores, classes = scores[keep], classes[keep]
-    kept = torchvision.ops.batched_nms(boxes, scores, classes, iou)[:k]
-    return boxes[kept], scores[kept], classes[kept]
+def top_detections(pred: torch.Tensor, k: int, iou: float = 0.7) -> Detections:
+    """(1, 4 + nc, A) eval output -> the top ``k`` detections after per-class NMS, one class per anchor, no
+    threshold: random weights give low scores everywhere, and the top ``k`` by score are what a trained
+    model's thresholded output would be drawn from. As every YOLO, only the 10 k best enter NMS."""
+    return postprocess(pred, conf=0.0, iou=iou, max_det=k, max_nms=10 * k, multi_label=False)[0]
 
 
-def compare_detections(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> tuple[int, int, float, float]:
-    """Match ``b``'s detections to ``a``'s (same class, best IoU, greedy by ``a``'s score).
-
-    Returns (matched at IoU >= 0.9, total in a, mean IoU of those matches, max |score difference| of them).
-    """
-    boxes_a, scores_a, cls_a = a
-    boxes_b, scores_b, cls_b = b
-    if len(boxes_a) == 0 or len(boxes_b) == 0:
-        return 0, len(boxes_a), float("nan"), float("nan")
-    ious = torchvision.ops.box_iou(boxes_a, boxes_b)
-    ious[cls_a[:, None] != cls_b[None, :]] = 0
-    used = torch.zeros(len(boxes_b), dtype=torch.bool)
-    matched_iou, score_diff = [], []
-    for i in range(len(boxes_a)):  # a is sorted by score already
-        row = ious[i].masked_fill(used, 0)
-        j = int(row.argmax())
-        if row[j] >= 0.9:
-            used[j] = True
-            matched_iou.append(float(row[j]))
-            score_diff.append(abs(float(scores_a[i] - scores_b[j])))
-    if not matched_iou:
-        return 0, len(boxes_a), float("nan"), float("nan")
-    return len(matched_iou), len(boxes_a), float(np.mean(matched_iou)), float(np.max(score_diff))
+def compare_detections(a: Detections, b: Detections) -> tuple[int, int, float, float]:
+    """``b``'s detections matched to ``a``'s (same class, IoU >= 0.9, greedy by ``a``'s score): (matched,
+    total in a, mean IoU of the matches, max |score difference| of the matches)."""
+    pairs = list(match_detections(a, b, iou=0.9))
+    if not pairs:
+        return 0, len(a.boxes), float("nan"), float("nan")
+    score_diff = [abs(float(a.scores[i] - b.scores[j])) for i, j, _ in pairs]
+    return len(pairs), len(a.boxes), float(np.mean([m for _, _, m in pairs])), float(np.max(score_diff))
 
 
 def output_diffs(out: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, float]:

@@ -1,8 +1,10 @@
 """The one entry point: ``yololab <group> <command> --help``.
 
-This module only parses arguments. Each group lives beside the code it drives and exposes
-``register(subparsers)``, which adds its sub-parser and sets ``func`` on the parsed namespace to a
-callable taking that namespace. Groups are listed in ``GROUPS``; adding one is one line here.
+This module only parses arguments. Each group is a module with ``register(subparsers)`` that adds its
+sub-parser and sets ``func`` on the parsed namespace to a callable taking that namespace. Group modules import
+only the standard library at their top (a command imports what it runs, inside its function), so building the
+whole parser, for ``yololab --help`` or ``yololab models --help``, imports no torch, OpenCV or model code.
+Adding a group is one line in ``GROUPS`` (docs/design.md, "Adding a command group").
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from yololab import __version__
 from yololab.errors import YololabError
 
-# group name -> module with register(subparsers)
+# group name -> module with register(subparsers); each module imports only the standard library at its top
 GROUPS = {
     "models": "yololab.models.cli",
     "data": "yololab.data.cli",
@@ -33,20 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"yololab {__version__}")
     sub = parser.add_subparsers(dest="group", metavar="<group>")
-    for name, module in GROUPS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:  # a group whose module is not written yet
-            if e.name == module:
-                continue
-            raise
-        mod.register(sub)
+    for module in GROUPS.values():
+        importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad argument (2, after argparse printed its message)
+        return int(e.code or 0)
     func = getattr(args, "func", None)
     if func is None:
         # `yololab` or `yololab models` alone: show the help of what was given

@@ -11,13 +11,33 @@ import argparse
 import time
 from pathlib import Path
 
-from yololab.models.diagrams import write_diagram
-from yololab.fileio import write_text_atomic
-from yololab.models.inspect import format_list, format_summary, trace_zoo_model, write_compare, zoo_rows
+from yololab._cli_group import FORMATTER, positive_int
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="A one-minute tour: the model zoo table, a summary, a diagram, the comparison.",
+        description="Print every model of the zoo (parameters, GFLOPs, strides, anchors) and the per-block "
+                    "summary of --model, and write the tables, the diagram of --model (PNG, SVG, Mermaid, "
+                    "draw.io) and the comparison table (CSV, Markdown) into --out. Offline, CPU only.",
+        formatter_class=FORMATTER)
+    p.add_argument("--out", default="runs/demo", help="folder for everything the demo writes (created if needed)")
+    p.add_argument("--model", default="yolov8n", help="the model to summarize and draw")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    run_demo(Path(args.out), args.model, args.imgsz)
+    return 0
 
 
 def run_demo(out: Path, model: str = "yolov8n", imgsz: int = 640) -> list[Path]:
     """Print the zoo, one summary and write the files; returns the paths written."""
+    from yololab.analysis.diagrams import write_diagram
+    from yololab.analysis.summary import format_list, format_summary, trace_zoo_model, write_compare, zoo_rows
+    from yololab.fileio import write_text_atomic
+
     t0 = time.perf_counter()
     out = Path(out)
     written: list[Path] = []
@@ -46,21 +66,3 @@ def run_demo(out: Path, model: str = "yolov8n", imgsz: int = 640) -> list[Path]:
           f"Next: `yololab models summary yolo11s`, `yololab models diagram yolov3 --out DIR`, "
           f"`yololab --help`.")
     return written
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    run_demo(Path(args.out), args.model, args.imgsz)
-    return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "demo", help="A one-minute tour: the model zoo table, a summary, a diagram, the comparison.",
-        description="Print every model of the zoo (parameters, GFLOPs, strides, anchors) and the per-block "
-                    "summary of --model, and write the tables, the diagram of --model (PNG, SVG, Mermaid, "
-                    "draw.io) and the comparison table (CSV, Markdown) into --out. Offline, CPU only.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", default="runs/demo", help="folder for everything the demo writes (created if needed)")
-    p.add_argument("--model", default="yolov8n", help="the model to summarize and draw")
-    p.add_argument("--imgsz", type=int, default=640, help="square input size in pixels")
-    p.set_defaults(func=cmd_demo)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from pathlib import Path
 
 import cv2
@@ -11,34 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-COCO8 = SHARED.resolve() / "coco8"
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    """Copy file contents only (the shared data is read-only; the copy must be writable)."""
-    for p in sorted(src.rglob("*")):
-        q = dst / p.relative_to(src)
-        if p.is_dir():
-            q.mkdir(parents=True, exist_ok=True)
-        else:
-            q.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(p, q)
-    return dst
-
-
-def hash_tree(root: Path) -> dict[str, str]:
-    """sha256 of every file below root (and the list of files): to prove nothing was modified."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+from helpers import copy_tree, hash_tree, shared_data
 
 
 @pytest.fixture
 def coco8(tmp_path) -> Path:
     """A writable copy of ../shared/data/coco8; returns the path of its coco8.yaml."""
-    if not COCO8.is_dir():
-        pytest.skip(f"shared test data not found at {COCO8}")
-    root = copy_tree(COCO8, tmp_path / "coco8")
+    root = copy_tree(shared_data("coco8"), tmp_path / "coco8")
     return root / "coco8.yaml"
 
 
@@ -199,9 +176,8 @@ def outcome(sample) -> str:
 @pytest.fixture
 def data_helpers():
     """Namespace of the helpers above: copy_tree, hash_tree, make_yolo_dataset, write_image, outcome,
-    BAD_INPUT_TABLE, COCO8."""
+    BAD_INPUT_TABLE."""
     import types
 
     return types.SimpleNamespace(copy_tree=copy_tree, hash_tree=hash_tree, make_yolo_dataset=make_yolo_dataset,
-                                 write_image=write_image, outcome=outcome, BAD_INPUT_TABLE=BAD_INPUT_TABLE,
-                                 COCO8=COCO8)
+                                 write_image=write_image, outcome=outcome, BAD_INPUT_TABLE=BAD_INPUT_TABLE)

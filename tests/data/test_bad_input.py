@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from yololab.cli import main
-from yololab.data.check import check_dataset, check_image, find_orphan_labels, read_image, scan_split
-from yololab.data.formats import load_data_yaml
+from yololab.data.check import check_dataset, check_image, find_orphan_labels, scan_split
+from yololab.data.io import read_image
+from yololab.data.yolo import load_data_yaml
 
 
 def test_every_case_has_its_documented_outcome(bad_corpus, data_helpers):
@@ -92,7 +93,6 @@ def test_check_dataset_report_counts(bad_corpus, data_helpers):
 def test_unidentified_image_after_ultralytics_import(bad_corpus, monkeypatch):
     """Importing ultralytics patches PIL.Image.open to pip-install a plugin on unknown files: the
     check must bypass that and still say plainly what is wrong."""
-    pytest.importorskip("ultralytics")
     import ultralytics.utils.patches  # noqa: F401  (applies the patch)
     import ultralytics.utils.checks as uchecks
 

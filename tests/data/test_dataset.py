@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from yololab.data.augment import AugmentConfig, letterbox, unletterbox_boxes, xywhn_to_xyxy
+from yololab.data.augment import AugmentConfig, letterbox, unletterbox_boxes
 from yololab.data.dataset import DetectionDataset, build_dataloader, collate_fn
+from yololab.ops.boxes import xywhn_to_xyxy
 from yololab.errors import ConfigError
 
 PLAIN = replace(AugmentConfig(), hsv_h=0, hsv_s=0, hsv_v=0, blur=0, median_blur=0, to_gray=0, clahe=0)
@@ -259,8 +260,7 @@ def test_large_jpegs_decode_reduced(tmp_path, monkeypatch):
     orientation included; the image and its boxes land where a full decode puts them."""
     from PIL import Image
 
-    from yololab.data.check import read_image
-    from yololab.data.dataset import read_jpeg_reduced
+    from yololab.data.io import read_image, read_jpeg_reduced
 
     root = tmp_path / "big"
     for split in ("train", "val"):

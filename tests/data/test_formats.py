@@ -11,11 +11,10 @@ import pytest
 
 from yololab.cli import main
 from yololab.data.check import check_label
+from yololab.data.yolo import image_to_label_path, load_data_yaml
 from yololab.data.formats import (
     VOC_NAMES,
     convert,
-    image_to_label_path,
-    load_data_yaml,
     read_coco,
     read_voc,
 )

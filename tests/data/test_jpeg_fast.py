@@ -1,18 +1,15 @@
 """The fast JPEG path of read_image: same pixels as OpenCV, and OpenCV wherever it would differ."""
 
 import io
-from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from PIL import Image
 
-from yololab.data import check
-from yololab.data.check import read_image
-from yololab.data.io import jpeg_exif_orientation
+from helpers import shared_data
+from yololab.data import io as data_io
+from yololab.data.io import jpeg_exif_orientation, read_image
 
-COCO8 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco8" / "images"
 
 
 def _jpeg(arr: np.ndarray, orientation: int | None = None) -> bytes:
@@ -36,10 +33,9 @@ def test_exif_orientation_parser():
     assert jpeg_exif_orientation(b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00II*\x00\xff\xff") is None  # malformed EXIF
 
 
-@pytest.mark.skipif(check.simplejpeg is None, reason="simplejpeg not installed")
 def test_fast_path_gives_opencv_pixels(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
-    files = sorted(COCO8.glob("*/*.jpg")) if COCO8.is_dir() else []
+    files = sorted(shared_data("coco8", "images").glob("*/*.jpg"))
     for k, (arr, o) in enumerate([(rng.integers(0, 255, (37, 53, 3), np.uint8), None),
                                   (rng.integers(0, 255, (37, 53), np.uint8), None),  # grayscale JPEG
                                   (rng.integers(0, 255, (37, 53, 3), np.uint8), 6),  # rotated by EXIF
@@ -52,8 +48,8 @@ def test_fast_path_gives_opencv_pixels(tmp_path, monkeypatch):
     files.append(truncated)
 
     calls = []
-    real = check._decode_jpeg_fast
-    monkeypatch.setattr(check, "_decode_jpeg_fast", lambda buf: calls.append(real(buf) is not None) or real(buf))
+    real = data_io._decode_jpeg_fast
+    monkeypatch.setattr(data_io, "_decode_jpeg_fast", lambda buf: calls.append(real(buf) is not None) or real(buf))
     for f in files:
         ours = read_image(f)
         buf = np.fromfile(f, np.uint8)

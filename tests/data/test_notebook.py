@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "visualize_data.ipynb"
@@ -9,8 +11,6 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "visualize_data.i
 
 @pytest.mark.slow
 def test_visualize_data_notebook_runs(tmp_path):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # run in tmp_path so that nothing is written into the repository
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})

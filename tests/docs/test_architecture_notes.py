@@ -2,6 +2,7 @@
 
 Checked here, without building any real weights:
 * every relative link into the repository resolves (source files, the other notes, SOTA table rows);
+* every block diagram is committed, current (its Mermaid text equals a fresh trace of the block) and embedded;
 * every class / function name a note quotes next to a link to one of our modules exists in that module;
 * every row of a note's scale table (depth, width, channel cap, widest layer, parameters, GFLOPs) equals
   what yololab builds and what `yololab models compare` wrote;
@@ -9,8 +10,10 @@ Checked here, without building any real weights:
   well formed;
 * every row of a "What changed" table gives a reason ("why") backed by a cited source;
 * the lineage timeline is in date order and links each idea to its origin;
-* every zoo model has a sourced COCO val2017 mAP row in docs/sota_table.csv, and the accuracy-beside-cost
-  table of docs/architectures.md repeats those rows and the generated parameters and GFLOPs exactly;
+* every zoo model has a sourced COCO val2017 mAP row in src/yololab/study/sota_table.csv, and the accuracy-beside-cost
+  table of docs/architectures.md repeats those rows and the generated parameters and GFLOPs exactly; regenerating
+  docs/architectures.{csv,md} from the code and that table changes nothing, and the prose beside it quotes only
+  generated figures;
 * the prediction counts of the inference note equal the models' eval outputs at 640.
 """
 
@@ -29,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTES_DIR = ROOT / "docs" / "architectures"
 FAMILY_NOTES = ["yolov3.md", "yolov5.md", "yolov8.md", "yolo11.md"]
 NOTES = FAMILY_NOTES + ["inference.md"]
-SOTA_TABLE = ROOT / "docs" / "sota_table.csv"
+SOTA_TABLE = ROOT / "src" / "yololab" / "study" / "sota_table.csv"
 ARCH_MD, ARCH_CSV = ROOT / "docs" / "architectures.md", ROOT / "docs" / "architectures.csv"
 GENERATED = {"docs/architectures.md", "docs/architectures.csv"}  # written by `yololab models compare`
 
@@ -82,6 +85,28 @@ def test_generated_artefacts_linked_exist_when_built():
     for t in targets:
         if t.startswith("docs/diagrams/") and diagrams_built:
             assert (ROOT / t).exists(), f"a note links {t}, but docs/diagrams has no such file"
+
+
+def test_block_diagrams_are_current_committed_and_embedded():
+    """Every block of `yololab models diagram --block` has its four files under docs/diagrams/blocks, drawn from
+    today's code (the Mermaid text equals a fresh trace), and a note embeds or links it; so are the side-by-side
+    figures and the DFL picture; every link of docs/diagrams/README.md resolves."""
+    from yololab.analysis.blocks import BLOCKS, trace_zoo_block
+    from yololab.analysis.diagrams import to_mermaid
+
+    folder = ROOT / "docs" / "diagrams" / "blocks"
+    linked = {(NOTES_DIR / t).resolve() for note in NOTES + ["README.md"] for t in _local_links(_read(note))}
+    for name in BLOCKS:
+        assert all((folder / f"{name}.{ext}").is_file() for ext in ("png", "svg", "mmd", "drawio")), name
+        assert (folder / f"{name}.png").resolve() in linked, f"no note links the {name} diagram"
+        assert (folder / f"{name}.mmd").read_text(encoding="utf-8") == to_mermaid(trace_zoo_block(name)), \
+            f"docs/diagrams/blocks/{name}.mmd is stale: run `make diagrams`"
+    for figure in ("C3-C2f-C3k2", "SPP-SPPF", "AnchorHead-DetectHead"):
+        assert (folder / f"{figure}.svg").is_file() and (folder / f"{figure}.png").resolve() in linked, figure
+    assert (ROOT / "docs" / "diagrams" / "training" / "dfl.png").resolve() in linked
+    readme = ROOT / "docs" / "diagrams" / "README.md"
+    missing = [t for t in _local_links(readme.read_text(encoding="utf-8")) if not (readme.parent / t).exists()]
+    assert not missing, f"docs/diagrams/README.md links missing files {missing}"
 
 
 def _quoted_names_per_module(text: str) -> dict[str, set[str]]:
@@ -322,7 +347,7 @@ def test_lineage_timeline_is_dated_ordered_and_linked():
 
 
 def _sota_rows() -> dict[int, dict]:
-    """Rows of docs/sota_table.csv keyed by their line number (what `sota_table.csv#L<n>` links point at)."""
+    """Rows of src/yololab/study/sota_table.csv keyed by their line number (what `sota_table.csv#L<n>` links point at)."""
     with open(SOTA_TABLE, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         return {reader.line_num: row for row in reader}
@@ -345,7 +370,7 @@ def test_every_zoo_model_has_a_sourced_coco_map_row():
 def test_sota_table_links_name_the_rows_they_point_at():
     rows = _sota_rows()
     for doc in NOTES + ["README.md", "../architectures.md"]:
-        for text, line in re.findall(r"\[([^\]]+)\]\((?:\.\./)?sota_table\.csv#L(\d+)\)", _read(doc)):
+        for text, line in re.findall(r"\[([^\]]+)\]\((?:\.\./)+src/yololab/study/sota_table\.csv#L(\d+)\)", _read(doc)):
             if text == "SOTA table row":
                 continue
             assert int(line) in rows and rows[int(line)]["model"] == text, f"{doc}: {text} -> line {line}"
@@ -358,12 +383,47 @@ def test_accuracy_beside_cost_table_repeats_its_sources():
     generated, sota = _generated_compare(), _sota_rows()
     assert [r[0] for r in table] == list(generated), "one row per zoo model, in the compare table's order"
     for model, version, value, source, params, gflops in table:
-        label, line = re.fullmatch(r"\[([^\]]+)\]\(sota_table\.csv#L(\d+)\)", source).groups()
+        label, line, url = re.fullmatch(r"\[([^\]]+)\]\(\.\./src/yololab/study/sota_table\.csv#L(\d+)\) "
+                                        r"\(\[source\]\(([^)]+)\)\)", source).groups()
         row = sota[int(line)]
-        assert row["model"] == label and row["model"].lower() == model and row["value"] == value, model
-        assert version == generated[model]["version"]
+        assert row["model"] == label and row["model"].lower() == model and float(row["value"]) == float(value), model
+        assert url == row["source_url"] == generated[model]["mAP source"], model
+        assert value == generated[model]["COCO mAP50-95"] and version == generated[model]["version"]
         assert params.replace(",", "") == generated[model]["parameters"] and gflops == generated[model]["GFLOPs"]
     assert "## How FLOPs are counted" in ARCH_MD.read_text(encoding="utf-8")
+
+
+def test_generated_tables_equal_what_compare_writes_now(tmp_path):
+    """Regenerating docs/architectures.{csv,md} from the code and the SOTA table changes nothing: the tables and
+    the accuracy section are the sources' (the model code, src/yololab/study/sota_table.csv), and the text
+    written around the generated regions is kept."""
+    from yololab.analysis.summary import compare_regions, replace_generated, write_compare, zoo_rows
+    from yololab.study.sota import load_sota_table, zoo_accuracy
+
+    rows = zoo_rows(640, progress=False)
+    accuracy = zoo_accuracy(load_sota_table(SOTA_TABLE), [r.name for r in rows], SOTA_TABLE)
+    text = ARCH_MD.read_text(encoding="utf-8")
+    regions = compare_regions(rows, ARCH_CSV, accuracy, SOTA_TABLE)
+    assert set(regions) == {"zoo", "accuracy"}
+    assert replace_generated(text, regions, ARCH_MD) == text, "docs/architectures.md is stale: run `make diagrams`"
+    assert (ROOT / "docs" / "architectures-accuracy.png").is_file()
+    assert "](architectures-accuracy.png)" in regions["accuracy"]
+    csv_path, _ = write_compare(rows, tmp_path / "architectures.csv", accuracy, SOTA_TABLE)
+    assert csv_path.read_text(encoding="utf-8") == ARCH_CSV.read_text(encoding="utf-8")
+
+
+def test_accuracy_prose_quotes_the_generated_figures():
+    """Every decimal figure in the explanation under the accuracy table is a generated one (mAP, GFLOPs, parameters
+    in millions) or the value of a SOTA table row the text links, so the prose cannot drift from the tables."""
+    section = _section(ARCH_MD.read_text(encoding="utf-8"), "Accuracy beside cost")
+    prose = section.split("<!-- /generated:accuracy -->", 1)[1]
+    generated, sota = _generated_compare(), _sota_rows()
+    allowed = ({r["COCO mAP50-95"] for r in generated.values()} | {r["GFLOPs"] for r in generated.values()}
+               | {f"{int(r['parameters']) / 1e6:.1f}" for r in generated.values()}
+               | {sota[int(n)]["value"] for n in re.findall(r"sota_table\.csv#L(\d+)", prose)})
+    quoted = re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", prose)
+    assert len(quoted) >= 10
+    assert not [q for q in quoted if q not in allowed], "figures not found in the generated tables"
 
 
 # ---------------------------------------------------------------------------------------------- inference

@@ -8,60 +8,15 @@ and compare eval outputs on one random 640x640 image: max abs diff <= 1e-4.
 
 from __future__ import annotations
 
-import contextlib
-import io
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
+from helpers import randomize_batchnorm, ultralytics_model, yolov5_model
+from yololab.checkpoint.reference import reference_state_dict_to_yololab
 from yololab.models import build_model
-from yololab.models.convert import reference_state_dict_to_yololab
 
 TOL = 1e-4
-
-
-def randomize_batchnorm(model: nn.Module, seed: int = 0) -> None:
-    """Give every BatchNorm random running stats and affine parameters (values near the identity)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
-                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
-
-
-def quiet(fn, *args, **kwargs):
-    """Call a reference constructor without its model summary printout."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return fn(*args, **kwargs)
-
-
-def ultralytics_model(yaml_name: str) -> nn.Module:
-    pytest.importorskip("ultralytics")
-    from ultralytics.nn.tasks import DetectionModel
-
-    return quiet(DetectionModel, yaml_name, verbose=False)
-
-
-def yolov5_model(rel_yaml: str) -> nn.Module:
-    pytest.importorskip("yolov5")
-    import yolov5
-    from yolov5.models.yolo import Model
-
-    from yolov5.utils.general import LOGGER
-
-    path = Path(yolov5.__file__).parent / "models" / rel_yaml
-    level = LOGGER.level
-    LOGGER.setLevel("ERROR")
-    try:
-        return quiet(Model, str(path))
-    finally:
-        LOGGER.setLevel(level)
 
 
 def assert_parity(ours: nn.Module, ref: nn.Module, imgsz: int = 640) -> float:

@@ -8,11 +8,11 @@ from torch import nn
 
 from yololab.errors import WeightsError, YololabError
 from yololab.models import build_model, list_models, model_info
-from yololab.models.convert import reference_state_dict_to_yololab
+from yololab.checkpoint.reference import reference_state_dict_to_yololab
 
 from test_parity_zoo import randomize_batchnorm
 
-# Parameter counts of the references for nc=80 (ultralytics 8.4.190 / yolov5 7.0.14, see DESIGN.md).
+# Parameter counts of the references for nc=80 (ultralytics 8.4.190 / yolov5 7.0.14, see docs/design.md).
 REFERENCE_PARAMS = {
     "yolov3": 61_949_149, "yolov3-tiny": 8_852_366,
     "yolov5n": 1_872_157, "yolov5s": 7_235_389, "yolov5m": 21_190_557, "yolov5l": 46_563_709,

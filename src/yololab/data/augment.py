@@ -359,28 +359,3 @@ class Photometric:
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.apply(img, self.draw(rng))
-
-
-# ---------------------------------------------------------------------------------------------
-# Box formats
-
-
-def xyxy_to_xywhn(boxes: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Pixel x1y1x2y2 -> normalized centre-x, centre-y, width, height."""
-    out = np.empty_like(boxes, dtype=np.float32)
-    out[:, 0] = (boxes[:, 0] + boxes[:, 2]) / (2 * w)
-    out[:, 1] = (boxes[:, 1] + boxes[:, 3]) / (2 * h)
-    out[:, 2] = (boxes[:, 2] - boxes[:, 0]) / w
-    out[:, 3] = (boxes[:, 3] - boxes[:, 1]) / h
-    return out
-
-
-def xywhn_to_xyxy(boxes: np.ndarray, w: float, h: float, padw: float = 0.0, padh: float = 0.0) -> np.ndarray:
-    """Normalized centre-x, centre-y, width, height -> pixel x1y1x2y2 (plus an offset)."""
-    out = np.empty((len(boxes), 4), np.float32)
-    out[:, 0] = w * (boxes[:, 0] - boxes[:, 2] / 2) + padw
-    out[:, 1] = h * (boxes[:, 1] - boxes[:, 3] / 2) + padh
-    out[:, 2] = w * (boxes[:, 0] + boxes[:, 2] / 2) + padw
-    out[:, 3] = h * (boxes[:, 1] + boxes[:, 3] / 2) + padh
-    return out
-

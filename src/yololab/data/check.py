@@ -44,7 +44,6 @@ such as a missing data.yaml). It never writes next to the user's data; the label
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -57,77 +56,16 @@ import cv2
 import numpy as np
 from PIL import UnidentifiedImageError
 
-try:  # optional: a faster JPEG decoder (see _decode_jpeg_fast)
-    import simplejpeg
-except ImportError:  # pragma: no cover
-    simplejpeg = None
-
-from yololab.data.formats import image_to_label_path, load_data_yaml
-from yololab.data.io import jpeg_exif_orientation, pil_open
-from yololab.errors import DataError
+from yololab.data.io import pil_open, read_image
+from yololab.data.yolo import image_to_label_path, load_data_yaml
 from yololab.fileio import atomic_path, write_text_atomic
+from yololab.ops.boxes import clip_boxes, cxcywh_to_xyxy, xyxy_to_cxcywh
 
 MIN_SIZE = 10          # pixels; smaller images are rejected
 MAX_ASPECT = 20.0      # width/height (or the inverse) above this gets a warning
 CLIP_TOLERANCE = 0.01  # box edges this far outside [0, 1] are clipped, beyond that rejected
 CACHE_VERSION = 1
 DECODABLE_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "TIFF", "WEBP"}  # PIL's names; OpenCV decodes all of them
-
-# Reading several images at once from several threads is fine for PIL and OpenCV; keep OpenCV
-# itself single-threaded per call so the thread pool does not oversubscribe the cores.
-cv2.setNumThreads(1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Images
-# ---------------------------------------------------------------------------------------------
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image to an (H, W, 3) uint8 BGR array, EXIF orientation applied.
-
-    Grayscale, RGBA and 16-bit images come back as 8-bit BGR (alpha dropped). Reads the bytes
-    with NumPy so that paths with non-ASCII characters work on every platform.
-    Raises :class:`DataError` saying why an image cannot be read.
-    """
-    path = Path(path)
-    try:
-        buf = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read image: {e.strerror or e}") from None
-    if buf.size == 0:
-        raise DataError(f"{path}: empty file, not an image")
-    img = _decode_jpeg_fast(buf)
-    if img is not None:
-        return img
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # applies EXIF orientation, converts to 3 channels
-    if img is None and buf[:2].tobytes() == b"\xff\xd8" and buf[-2:].tobytes() != b"\xff\xd9":
-        # A JPEG cut short: OpenCV refuses it, but given its end marker back, libjpeg decodes what
-        # is there and fills the missing rows with grey (the same recovery Ultralytics does).
-        img = cv2.imdecode(np.concatenate([buf, np.frombuffer(b"\xff\xd9", np.uint8)]), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
-    return img
-
-
-def _decode_jpeg_fast(buf: np.ndarray) -> np.ndarray | None:
-    """A complete JPEG with no EXIF rotation, decoded by simplejpeg; None for anything else.
-
-    simplejpeg calls libjpeg-turbo's SIMD decoder directly: the same pixels as ``cv2.imdecode``
-    (tested bit for bit) at about half the CPU time here (0.8 vs 1.7 ms for a 640x480 photo), which
-    is the largest single cost of the training loader. It neither applies EXIF orientation nor
-    recovers damaged files, so rotated, truncated or corrupt JPEGs (``strict`` raises on any libjpeg
-    warning), CMYK ones and every other format go to OpenCV as before.
-    """
-    if simplejpeg is None or buf[:2].tobytes() != b"\xff\xd8" or buf[-2:].tobytes() != b"\xff\xd9":
-        return None
-    if jpeg_exif_orientation(buf) not in (None, 1):
-        return None
-    try:
-        return simplejpeg.decode_jpeg(buf, colorspace="BGR", strict=True)
-    except ValueError:
-        return None
-
 
 @dataclass
 class ImageCheck:
@@ -218,17 +156,17 @@ def _row_problem(values: list[str], num_classes: int) -> tuple[str | None, list[
         return f"class id {int(cls)} outside [0, {num_classes - 1}]", None, False
     if w <= 0 or h <= 0:
         return f"width and height must be > 0, got w={values[3]} h={values[4]}", None, False
-    x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+    x1, y1, x2, y2 = cxcywh_to_xyxy(np.array(nums[1:])).tolist()
     lo, hi = min(x1, y1), max(x2, y2)
     if lo < -CLIP_TOLERANCE or hi > 1 + CLIP_TOLERANCE:
         return (f"box edges ({x1:.4f}, {y1:.4f}, {x2:.4f}, {y2:.4f}) outside [0, 1] by more than "
                 f"{CLIP_TOLERANCE:.0%}"), None, False
     if lo >= 0 and hi <= 1:
         return None, nums, False
-    x1, y1, x2, y2 = (min(max(v, 0.0), 1.0) for v in (x1, y1, x2, y2))
-    if x2 <= x1 or y2 <= y1:
+    clipped = clip_boxes(np.array([x1, y1, x2, y2]), 1.0, 1.0)
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
         return "box has no area inside the image", None, False
-    return None, [cls, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], True
+    return None, [cls, *xyxy_to_cxcywh(clipped).tolist()], True
 
 
 def _is_float(v: str) -> bool:
@@ -367,6 +305,7 @@ def scan_split(images: list[Path], num_classes: int, cache_dir: str | Path | Non
             pass  # no cache yet, or an unreadable one: scan again
 
     workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    cv2.setNumThreads(1)  # the threads are the parallelism: OpenCV decodes (--decode) single-threaded
     with ThreadPoolExecutor(max_workers=workers) as pool:
         it = pool.map(lambda p: check_sample(p, num_classes, decode), images)
         if progress:
@@ -392,7 +331,7 @@ def find_orphan_labels(images: list[Path]) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
-# CLI: yololab data check
+# A whole dataset (yololab data check)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -481,39 +420,3 @@ def plot_report(report: dict, path: str | Path) -> None:
             fig.savefig(tmp, dpi=110, format=Path(path).suffix[1:] or "png")
     finally:
         plt.close(fig)
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    report = check_dataset(args.data, workers=args.workers, decode=args.decode,
-                           cache_dir=args.cache_dir, progress=not args.quiet, log=tqdm.write)
-    print(format_summary(report))
-    if args.json:
-        write_text_atomic(Path(args.json), json.dumps(report, indent=1))
-        print(f"report written to {args.json}")
-    if args.plot:
-        plot_report(report, args.plot)
-        print(f"plot written to {args.plot}")
-    return 1 if report["rejected"] else 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "check", help="verify every image and label of a data.yaml",
-        description="Read every image and label of a YOLO data.yaml and report each problem (file and "
-                    "line), then a summary per split and per class. Never modifies the dataset. "
-                    "Exit code: 0 if nothing was rejected, 1 if some image or label was rejected, "
-                    "2 for unusable input (e.g. a bad data.yaml).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("data", help="the dataset's data.yaml")
-    p.add_argument("--json", metavar="REPORT", default=None, help="also write the full report to this JSON file")
-    p.add_argument("--plot", metavar="IMAGE", default=None,
-                   help="also save a chart of instances per class and images per split (.png, .svg, .pdf)")
-    p.add_argument("--workers", type=int, default=None, help="threads reading files (default: min(8, cores + 2))")
-    p.add_argument("--decode", action="store_true",
-                   help="decode every image's pixels too: catches corrupt JPEG data, several times slower")
-    p.add_argument("--cache-dir", default=None,
-                   help="keep a label cache in this folder (never beside the data); none by default")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_check)

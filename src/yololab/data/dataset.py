@@ -45,41 +45,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from yololab.data.augment import (PAD_VALUE, AugmentConfig, Photometric, affine_matrix, apply_hsv, box_candidates,
                                   flip_lr, flip_ud, hsv_grey, hsv_lut, letterbox, mixup, only_scale_translate,
-                                  random_affine, scale_translate_into, xywhn_to_xyxy, xyxy_to_xywhn)
-from yololab.data.check import read_image, scan_split
-from yololab.data.formats import DataConfig, load_data_yaml
+                                  random_affine, scale_translate_into)
+from yololab.data.check import scan_split
+from yololab.data.io import read_image, read_jpeg_reduced
+from yololab.data.yolo import DataConfig, load_data_yaml
 from yololab.errors import ConfigError, DataError
+from yololab.ops.boxes import xywhn_to_xyxy, xyxy_to_xywhn
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("YOLOLAB_CACHE", "~/.cache/yololab")).expanduser() / "labels"
-
-
-def read_jpeg_reduced(path: str, factor: int, shape: tuple[int, int]) -> np.ndarray | None:
-    """Decode a JPEG at 1/2, 1/4 or 1/8 of its size (the largest of these not above ``factor``), or
-    return None when ``path`` is not a JPEG or does not decode to the expected size (the caller then
-    decodes it fully, with the full reader's error messages).
-
-    libjpeg scales in the DCT domain while decoding (OpenCV's ``IMREAD_REDUCED_COLOR_*``; PIL's
-    ``draft`` does the same), so a 4000 px photo trained at 640 px costs a fraction of a full decode,
-    and the smaller image is also cheaper to resize. The pixels are an average over each 2x2, 4x4 or
-    8x8 block, where a straight linear resize from full size samples a few pixels and aliases: the
-    training image differs slightly from Ultralytics' (which decodes fully), never its geometry.
-    ``shape`` is the full (h, w) after EXIF orientation, which OpenCV applies here too.
-    """
-    reduce = 8 if factor >= 8 else 4 if factor >= 4 else 2 if factor >= 2 else 1
-    if reduce == 1:
-        return None
-    try:
-        buf = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    if buf[:2].tobytes() != b"\xff\xd8":  # not a JPEG: other decoders cannot scale while decoding
-        return None
-    flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
-    img = cv2.imdecode(buf, flag)
-    h0, w0 = shape
-    if img is None or img.shape[:2] != (-(-h0 // reduce), -(-w0 // reduce)):  # libjpeg rounds sizes up
-        return None
-    return img
 
 
 class DetectionDataset(Dataset):
@@ -194,6 +167,7 @@ class DetectionDataset(Dataset):
     def _cache_all(self, verbose: bool) -> None:
         from tqdm import tqdm
 
+        cv2.setNumThreads(1)  # the threads are the parallelism
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             it = pool.map(self._read_resized, range(len(self.files)))
             self.ims = list(tqdm(it, total=len(self.files), desc=f"cache {self.split} (ram)", disable=not verbose))

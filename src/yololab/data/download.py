@@ -17,7 +17,6 @@ or size: its download is checked against the length the server announces and the
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
@@ -318,24 +317,3 @@ def download_dataset(name: str, out: str | Path, url_base: str | None = None, re
         target.rmdir()  # empty
     source.prepare(raw, target)
     return target / "data.yaml"
-
-
-def _cmd_download(args: argparse.Namespace) -> int:
-    data_yaml = download_dataset(args.name, args.out, url_base=args.url_base, retries=args.retries)
-    print(f"dataset ready: {data_yaml}  (check it with: yololab data check {data_yaml})")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    table = "; ".join(f"{k}: {v.description}" for k, v in DATASETS.items())
-    p = subparsers.add_parser(
-        "download", help="download a public dataset and convert it to YOLO form",
-        description="Download (resuming interrupted downloads), verify, unpack and convert a dataset to "
-                    f"YOLO form in OUT/<name>/. Datasets: {table}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("name", choices=sorted(DATASETS), help="which dataset")
-    p.add_argument("--out", required=True, help="folder for downloads/, raw/ and the converted <name>/")
-    p.add_argument("--url-base", default=None,
-                   help="download every file from this base URL instead (a mirror); checksums still apply")
-    p.add_argument("--retries", type=int, default=5, help="times to resume an interrupted download")
-    p.set_defaults(func=_cmd_download)

@@ -3,7 +3,6 @@ after the training augmentations, to see what the model will be fed."""
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from yololab.data.augment import AugmentConfig
 from yololab.data.dataset import DEFAULT_CACHE_DIR, DetectionDataset
 from yololab.errors import DataError
 from yololab.fileio import write_bytes_atomic
+from yololab.ops.boxes import xywhn_to_xyxy
 
 
 def _colour(c: int) -> tuple[int, int, int]:
@@ -32,9 +32,8 @@ def draw_sample(img_rgb_chw: np.ndarray, cls: np.ndarray, bboxes: np.ndarray, na
     canvas = np.full((tile, tile, 3), 255, np.uint8)
     canvas[:img.shape[0], :img.shape[1]] = img
     th, tw = img.shape[:2]
-    for c, (x, y, bw, bh) in zip(cls.reshape(-1).astype(int), bboxes):
-        p1 = (int((x - bw / 2) * tw), int((y - bh / 2) * th))
-        p2 = (int((x + bw / 2) * tw), int((y + bh / 2) * th))
+    for c, (x1, y1, x2, y2) in zip(cls.reshape(-1).astype(int), xywhn_to_xyxy(np.asarray(bboxes), tw, th).tolist()):
+        p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
         col = _colour(c)
         cv2.rectangle(canvas, p1, p2, col, 2, cv2.LINE_AA)
         label = names[c] if 0 <= c < len(names) else str(c)
@@ -78,29 +77,3 @@ def preview_grid(data: str | Path, out: str | Path, split: str = "train", augmen
         raise DataError(f"{out}: could not encode the image")
     write_bytes_atomic(out, buf.tobytes())
     return out
-
-
-def _cmd_preview(args: argparse.Namespace) -> int:
-    out = preview_grid(args.data, args.out, split=args.split, augment=args.augment, n=args.n, seed=args.seed,
-                       imgsz=args.imgsz, tile=args.tile, cache_dir=args.cache_dir)
-    print(f"wrote {out} ({args.n} {args.split} samples, {'augmented' if args.augment else 'letterboxed'})")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "preview", help="draw a grid of samples with boxes, before or after augmentation",
-        description="Draw a grid of samples of a dataset split with their boxes and class names: as loaded "
-                    "(letterboxed) or, with --augment, as the training loader makes them (mosaic, affine, "
-                    "HSV, flips, ...).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("data", help="data.yaml of the dataset")
-    p.add_argument("--out", required=True, help="output image (.png or .jpg); replaced if it exists")
-    p.add_argument("--split", default="train", help="split to draw from (train, val or test)")
-    p.add_argument("--augment", action="store_true", help="apply the training augmentations (default hyperparameters)")
-    p.add_argument("--n", type=int, default=16, help="number of samples in the grid")
-    p.add_argument("--seed", type=int, default=0, help="seed for picking samples and augmenting them")
-    p.add_argument("--imgsz", type=int, default=640, help="training image size")
-    p.add_argument("--tile", type=int, default=320, help="side of one grid cell in pixels")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="folder for the label cache")
-    p.set_defaults(func=_cmd_preview)

@@ -21,7 +21,6 @@ images hold no object at all (background only; their label file is empty).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -35,6 +34,7 @@ import numpy as np
 
 from yololab.errors import DataError
 from yololab.fileio import write_bytes_atomic
+from yololab.ops.boxes import xyxy_to_xywhn
 
 CLASSES = ["circle", "square", "triangle", "star", "hexagon", "cross", "ring"]
 MIN_VISIBLE = 0.4  # objects with less visible area than this fraction of their full area get no label
@@ -236,7 +236,7 @@ def render_image(index: int, seed: int, imgsz: int) -> tuple[np.ndarray, np.ndar
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, s), min(y2, s)
         if x2 - x1 < 2 or y2 - y1 < 2:
             continue
-        labels.append([obj.cls, (x1 + x2) / 2 / s, (y1 + y2) / 2 / s, (x2 - x1) / s, (y2 - y1) / s])
+        labels.append([obj.cls, *xyxy_to_xywhn(np.array([x1, y1, x2, y2], np.float64), s, s).tolist()])
     return img, np.array(labels, np.float32).reshape(-1, 5)
 
 
@@ -332,35 +332,3 @@ def synth_shapes(out: str | Path, train: int = 2000, val: int = 400, imgsz: int 
         print(f"wrote {len(jobs)} images ({train} train, {val} val) with {n_labels} boxes at {imgsz} px "
               f"in {dt:.1f} s ({len(jobs) / dt:.0f} img/s, {max(workers, 1)} workers) -> {yaml_path}")
     return yaml_path
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    synth_shapes(args.out, train=args.train, val=args.val, imgsz=args.imgsz, seed=args.seed, workers=args.workers)
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "synth", help="generate a synthetic detection dataset (offline)",
-        description="Generate a synthetic YOLO-format detection dataset with its data.yaml, offline.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sub = p.add_subparsers(dest="kind", metavar="<kind>", required=True)
-    s = sub.add_parser(
-        "shapes", help=f"coloured shapes on textured backgrounds ({len(CLASSES)} classes)",
-        description=(f"Draw {len(CLASSES)} shape classes ({', '.join(CLASSES)}) at 2%-60% of the image side, "
-                     "rotated, coloured, overlapping, on textured noisy backgrounds with distractors (lines, arcs, "
-                     "scribbles, blurred blobs, text-like marks); some images are background only. Boxes are the "
-                     "whole shape's box; objects more than 60% hidden get no label. Image i uses seed + i, so the "
-                     "output does not depend on --workers. Refuses a non-empty folder not written by this command."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
-    s.add_argument("--train", type=int, default=2000, help="number of training images")
-    s.add_argument("--val", type=int, default=400, help="number of validation images")
-    s.add_argument("--imgsz", type=int, default=320, help="image side in pixels (square images)")
-    s.add_argument("--seed", type=int, default=0, help="base random seed (image i uses seed + i)")
-    s.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="drawing processes (0 or 1: in-process)")
-    s.set_defaults(func=_cmd_synth)

@@ -1,6 +1,6 @@
 """What every detector in the zoo is: backbone -> neck -> head, plus the facts other code reads.
 
-Other modules rely on this contract (see DESIGN.md):
+Other modules rely on this contract (docs/design.md, "Contracts"):
 
 * ``model.backbone(x) -> list[Tensor]`` feature maps the neck needs;
   ``model.neck(feats) -> list[Tensor]`` one map per detection level (P3, P4, P5 or P4, P5);

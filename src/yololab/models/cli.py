@@ -1,23 +1,184 @@
-"""``yololab models``: list, summarize, draw and compare the model zoo.
+"""``yololab models``: list, summarize, draw and compare the model zoo; convert weights files.
 
-With no command, ``yololab models`` prints the zoo table (same as ``yololab models list``).
-Commands come from the modules below, each defining ``register_cli(subparsers)``.
+With no command, ``yololab models`` prints the zoo table (same as ``yololab models list``). Standard library
+only at the top: each command imports what it runs (see yololab/_cli_group.py).
 """
 
-from yololab._cli_group import register_group
+from __future__ import annotations
 
-MODULES = [
-    "yololab.models.inspect",   # list, summary, compare
-    "yololab.models.diagrams",  # diagram
-    "yololab.models.weights",   # convert-weights
-]
+import argparse
+from pathlib import Path
+
+from yololab._cli_group import FORMATTER, add_group, positive_int
+
+DIAGRAM_FORMATS = ("png", "svg", "mmd", "drawio")  # yololab.analysis.diagrams.FORMATS (a test keeps them equal)
+# yololab.analysis.blocks.BLOCKS (a test keeps them equal)
+EXPLAIN_IDEAS = ("dfl",)  # yololab.analysis.explain.IDEAS (a test keeps them equal)
+DIAGRAM_BLOCKS = ("DarknetResidual", "C3", "C2f", "C3k2", "SPP", "SPPF", "C2PSA", "AnchorHead", "DetectHead")
 
 
-def register(subparsers):
-    def default(args):
-        from yololab.models.inspect import cmd_list
+def register(subparsers) -> None:
+    commands = add_group(subparsers, "models",
+                         "The YOLO model zoo: list, summary, diagram, compare, explain, convert-weights.",
+                         default_func=_list)
 
-        return cmd_list(args)
+    p = commands.add_parser(
+        "list", help="Table of every model: parameters, GFLOPs, strides, anchors.",
+        description="Print every model of the zoo with its family, scale, parameter count, GFLOPs, output "
+                    "strides and whether it is anchor-based. Counted from a traced forward pass on the "
+                    "meta device (exact, no memory).", formatter_class=FORMATTER)
+    p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels for the GFLOPs")
+    p.set_defaults(func=_list)
 
-    register_group(subparsers, "models", "The YOLO model zoo: list, summary, diagram, compare.", MODULES,
-                   default_func=default)
+    p = commands.add_parser(
+        "summary", help="Per-block table of one model: shapes, strides, parameters, GFLOPs.",
+        description="Trace one forward pass of NAME and print one row per reference block, grouped "
+                    "backbone / neck / head: index, the blocks it reads from, type, input -> output "
+                    "shape (CxHxW), stride, parameters and GFLOPs, with subtotals.", formatter_class=FORMATTER)
+    p.add_argument("name", metavar="NAME", help="model name, as printed by `yololab models list`")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels")
+    p.set_defaults(func=_summary)
+
+    p = commands.add_parser(
+        "compare", help="Comparison table of all models as CSV and Markdown, with COCO mAP beside cost.",
+        description="Write a table of every model (version, backbone, neck, head, anchors, strides, input "
+                    "size, parameters, GFLOPs, and the published COCO val2017 mAP50-95 at 640 with its source, "
+                    "read from yololab's SOTA table) as CSV at --out and as Markdown next to it (.md), whose "
+                    "'Accuracy beside cost' section sets mAP beside parameters and GFLOPs; at --imgsz 640 also "
+                    "a plot of mAP against GFLOPs and parameters (OUT-accuracy.png/.svg). Rerunning on an "
+                    "existing .md rewrites only its generated regions: text written around them is kept.",
+        formatter_class=FORMATTER)
+    p.add_argument("--out", default="runs/models/architectures.csv",
+                   help="CSV file to write; the .md goes beside it (`make diagrams` writes docs/architectures.csv)")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels for the GFLOPs")
+    p.set_defaults(func=_compare)
+
+    p = commands.add_parser(
+        "diagram", help="Draw a model's architecture, or a block's inside: PNG, SVG, Mermaid, draw.io.",
+        description="Trace NAME at --imgsz and draw one box per block in three columns (backbone, neck, "
+                    "head), coloured by block type, with the data flow (skip and concat edges included) "
+                    "and each block's output size and channels. Writes OUT/NAME.{png,svg,mmd,drawio}; "
+                    "the .drawio file opens in diagrams.net. With --block, trace one block where a zoo model "
+                    "uses it and draw its inner graph: submodules, split / concat / add, pooling, attention, "
+                    "with shapes (OUT/BLOCK.*).", formatter_class=FORMATTER)
+    p.add_argument("names", nargs="*", metavar="NAME", help="model name(s), see `yololab models list`")
+    p.add_argument("--block", nargs="+", action="extend", default=[], metavar="BLOCK",
+                   help="block(s) to draw from the inside: " + ", ".join(DIAGRAM_BLOCKS) + ", or MODEL:LAYER "
+                        "(any block of a zoo model by its index in `yololab models summary MODEL`)")
+    p.add_argument("--side-by-side", action="append", default=[], metavar="BLOCK,BLOCK[,...]",
+                   help="also draw these blocks next to each other in OUT/BLOCK-BLOCK.{png,svg} (repeatable)")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+                   help="folder to write the diagrams into (created if needed)")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels")
+    p.add_argument("--formats", default=",".join(DIAGRAM_FORMATS),
+                   help="comma-separated subset of " + ",".join(DIAGRAM_FORMATS))
+    p.add_argument("--dpi", type=positive_int, default=150, help="resolution of the PNG")
+    p.add_argument("--generations", action="store_true",
+                   help="also draw all NAMEs side by side in OUT/generations.{png,svg}")
+    p.set_defaults(func=_diagram)
+
+    p = commands.add_parser(
+        "explain", help="Pictures of the training ideas, computed by running our code: DFL.",
+        description="Draw a training idea the architecture notes explain, computed with yololab's own code. "
+                    "dfl: one box edge as a distribution over 16 bins (Distribution Focal Loss): 16 logits "
+                    "optimised with the DFL loss for a sharp and an ambiguous edge, their expectation computed by "
+                    "yololab.nn.blocks.DFL. Writes OUT/IDEA.{png,svg}.", formatter_class=FORMATTER)
+    p.add_argument("idea", choices=EXPLAIN_IDEAS, help="what to draw")
+    p.add_argument("--out", default="runs/models/explain", help="folder to write the figure into (created if needed)")
+    p.add_argument("--dpi", type=positive_int, default=150, help="resolution of the PNG")
+    p.set_defaults(func=_explain)
+
+    p = commands.add_parser(
+        "convert-weights", help="Convert Darknet / Ultralytics / yolov5 weights into a yololab checkpoint.",
+        description="Read SRC (a Darknet .weights file, an Ultralytics or yolov5 .pt checkpoint, or a yololab "
+                    "checkpoint; the format is detected from the bytes), load it into the matching zoo model and "
+                    "write DST as a yololab checkpoint that build_model(name, weights=DST) and every yololab "
+                    "command read. Reference .pt files are read without their packages and without running any "
+                    "code in them. The model is guessed from the file (yaml name, or the size of a .weights "
+                    "file) unless --model is given.", formatter_class=FORMATTER)
+    p.add_argument("src", help="weights file to convert")
+    p.add_argument("dst", help="yololab checkpoint to write (written atomically; never replaces SRC)")
+    p.add_argument("--model", default=None,
+                   help="zoo model name (see `yololab models list`); None: guessed from the file")
+    p.add_argument("--num-classes", type=positive_int, default=None,
+                   help="class count of the model to build; None: the file's (a different count keeps the "
+                        "class outputs at init)")
+    p.add_argument("--force", action="store_true", help="replace DST if it exists")
+    p.set_defaults(func=_convert_weights)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from yololab.analysis.summary import format_list, zoo_rows
+
+    print(format_list(zoo_rows(getattr(args, "imgsz", 640))))
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from yololab.analysis.summary import format_summary, trace_zoo_model
+
+    print(format_summary(trace_zoo_model(args.name, args.imgsz)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from yololab.analysis.summary import (ACCURACY_IMGSZ, accuracy_plot_path, compare_markdown, compare_records,
+                                          write_compare, zoo_rows)
+    from yololab.study.sota import load_sota_table, packaged_table, zoo_accuracy
+
+    table = packaged_table()
+    rows = zoo_rows(args.imgsz)
+    accuracy = zoo_accuracy(load_sota_table(table), [r.name for r in rows], table)
+    csv_path, md_path = write_compare(rows, Path(args.out), accuracy, table)
+    print(compare_markdown(compare_records(rows, accuracy)))
+    print(f"wrote {csv_path} and {md_path}")
+    if args.imgsz == ACCURACY_IMGSZ:
+        from yololab.analysis.accuracy import plot_accuracy
+
+        png = accuracy_plot_path(csv_path)
+        for path in plot_accuracy(rows, accuracy, [png, png.with_suffix(".svg")]):
+            print(f"wrote {path}")
+    return 0
+
+
+def _diagram(args: argparse.Namespace) -> int:
+    from yololab.analysis.diagrams import block_groups, parse_formats, write_block_diagrams, write_diagrams
+    from yololab.errors import YololabError
+    from yololab.models import model_info
+
+    if not (args.names or args.block or args.side_by_side):
+        raise YololabError("nothing to draw: give model NAME(s), --block BLOCK or --side-by-side BLOCK,BLOCK")
+    parse_formats(args.formats)  # everything is checked before the first file is written
+    block_groups(args.block, args.side_by_side)
+    for name in args.names:
+        model_info(name)  # an unknown model: an error naming the valid ones
+    written = []
+    if args.names:
+        written += write_diagrams(args.names, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
+                                  generations=args.generations)
+    if args.block or args.side_by_side:
+        written += write_block_diagrams(args.block, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
+                                        side_by_side=args.side_by_side)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from yololab.analysis.explain import write_explain
+
+    for path in write_explain(args.idea, Path(args.out), dpi=args.dpi):
+        print(f"wrote {path}")
+    return 0
+
+
+def _convert_weights(args: argparse.Namespace) -> int:
+    from yololab.checkpoint.convert import convert_weights
+
+    model, fmt = convert_weights(args.src, args.dst, model=args.model, num_classes=args.num_classes,
+                                 force=args.force)
+    n = sum(p.numel() for p in model.parameters())
+    style = (model.meta.extra or {}).get("style")
+    print(f"wrote {args.dst}: yololab checkpoint of {model.meta.name} (num_classes={model.meta.num_classes}"
+          f"{f', style={style}' if style else ''}, {n:,} parameters) from the {fmt} file {args.src}")
+    return 0

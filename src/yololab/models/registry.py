@@ -1,4 +1,10 @@
-"""The model zoo: every buildable name and its builder (one registry, one entry point, as timm does)."""
+"""The model zoo: every buildable name and its builder (one registry, as timm does).
+
+:func:`build` makes the architecture only. ``yololab.models.build_model(name, weights=...)`` adds weights from
+any file format; it lives in :mod:`yololab.checkpoint.load`, above this module, so that the checkpoint code can
+build zoo models without the registry ever importing it. Importing this module imports neither torch nor the
+families: each family module is imported the first time one of its models is built.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,12 @@ import importlib
 import inspect
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 from yololab.errors import YololabError
-from yololab.models.base import Detector
+
+if TYPE_CHECKING:
+    from yololab.models.base import Detector
 
 
 # name -> (module, builder function, scale); modules are imported on first use only
@@ -32,7 +41,7 @@ MODEL_NAMES = list(_ENTRIES)
 
 
 def list_models() -> list[str]:
-    """Every name :func:`build_model` accepts, oldest family first."""
+    """Every name :func:`build` (and ``yololab.models.build_model``) accepts, oldest family first."""
     return list(MODEL_NAMES)
 
 
@@ -43,26 +52,21 @@ def _check_name(name: str) -> None:
         raise YololabError(f"unknown model {name!r}.{hint} Valid names: {', '.join(MODEL_NAMES)}")
 
 
-def build_model(name: str, num_classes: int = 80, weights: str | None = None, **kwargs) -> Detector:
-    """Build a zoo detector by name, e.g. ``build_model("yolov8n", num_classes=3)``.
+def build(name: str, num_classes: int = 80, **kwargs) -> Detector:
+    """Build a zoo detector by name with fresh weights, e.g. ``build("yolov8n", num_classes=3)``.
 
-    ``kwargs`` go to the family builder (e.g. ``style="yolov5"`` for yolov3). With ``weights`` (a file
-    path) the weights are loaded by :func:`yololab.models.weights.load_weights`, which detects the format.
+    ``kwargs`` go to the family builder (e.g. ``style="yolov5"`` for yolov3) and are checked against its
+    signature before anything is built.
     """
     _check_name(name)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise YololabError(f"num_classes must be a positive integer, got {num_classes!r}")
     builder = _builder(name)
-    try:  # check the options against the family builder's signature before building anything
+    try:
         inspect.signature(builder).bind(num_classes=num_classes, **kwargs)
     except TypeError as e:
         raise YololabError(f"cannot build {name!r} with options {kwargs}: {e}") from None
-    model = builder(num_classes=num_classes, **kwargs)
-    if weights is not None:
-        from yololab.models.weights import load_weights
-
-        model = load_weights(model, weights)
-    return model
+    return builder(num_classes=num_classes, **kwargs)
 
 
 def model_info(name: str) -> dict:

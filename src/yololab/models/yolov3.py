@@ -19,7 +19,7 @@ from torch import nn
 
 from yololab.errors import YololabError
 from yololab.models.base import Detector, ModelMeta
-from yololab.nn import AnchorHead, Concat, Conv, DarknetResidual, Upsample, repeat
+from yololab.nn import AnchorHead, Bottleneck, Concat, Conv, DarknetResidual, Upsample, repeat
 
 STYLES = ("darknet", "yolov5")
 # anchors (w, h) in input pixels per level, from Darknet's yolov3.cfg (masks 0,1,2 / 3,4,5 / 6,7,8)
@@ -76,16 +76,17 @@ class YOLOv3Neck(nn.Module):
     """YOLOv3's FPN: per level five alternating 1x1 / 3x3 convs, a sixth 3x3 conv producing the level's
     output, and from the fifth a 1x1 conv + 2x upsample concatenated into the next finer level.
 
-    The 1x1 / 3x3 pairs are written as ``DarknetResidual(shortcut=False)`` because the reference
-    (yolov5's hub/yolov3.yaml) groups them that way; that keeps weight names identical.
+    The 1x1 / 3x3 pairs are written as ``Bottleneck(shortcut=False)`` because the reference (yolov5's
+    hub/yolov3.yaml) groups them that way; that keeps weight names identical. They have no shortcut, so
+    they are not Darknet-53's residual units, and tables and diagrams show them as ``Bottleneck``.
     """
 
     def __init__(self, in_channels: list[int], act: str = "leaky"):
         super().__init__()
         c3, c4, c5 = in_channels
 
-        def pair(c1: int, c2: int) -> DarknetResidual:  # 1x1 to c2/2, then 3x3 to c2
-            return DarknetResidual(c1, c2, shortcut=False, act=act)
+        def pair(c1: int, c2: int) -> Bottleneck:  # 1x1 to c2/2, then 3x3 to c2, no shortcut
+            return Bottleneck(c1, c2, shortcut=False, k=(1, 3), e=0.5, act=act)
 
         # P5/32 branch                                                     (B, 1024, 20, 20)
         self.p5_pair = pair(c5, 1024)                                    # 11

@@ -64,8 +64,8 @@ class Bottleneck(nn.Module):
 class DarknetResidual(Bottleneck):
     """Darknet-53's residual unit: 1x1 conv to half the channels, 3x3 conv back, plus the input.
 
-    Identical to yolov5's ``Bottleneck(c1, c2, shortcut, e=0.5)``; with ``shortcut=False`` it is the
-    plain 1x1 / 3x3 pair used in the YOLOv3 neck.
+    Identical to yolov5's ``Bottleneck(c1, c2, shortcut, e=0.5)``. (The YOLOv3 neck's 1x1 / 3x3 pairs
+    have no shortcut: they are plain ``Bottleneck(shortcut=False, k=(1, 3))``.)
     """
 
     def __init__(self, c1: int, c2: int, shortcut: bool = True, act: bool | str = True):

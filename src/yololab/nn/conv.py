@@ -12,6 +12,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils import fuse_conv_bn_eval
 
 # BatchNorm settings of the references (yolov5 and Ultralytics overwrite PyTorch's 1e-5 / 0.1 with these).
 BN_EPS = 1e-3
@@ -66,33 +67,15 @@ class DWConv(Conv):
 
 
 @torch.no_grad()
-def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """Return a new Conv2d (with bias) computing ``bn(conv(x))`` in eval mode.
-
-    BatchNorm in eval mode is the per-channel affine map ``y = gamma * (x - mean) / sqrt(var + eps) + beta``,
-    so it folds into the convolution: ``W' = W * s`` and ``b' = (b - mean) * s + beta`` with
-    ``s = gamma / sqrt(var + eps)``.
-    """
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      dilation=conv.dilation, groups=conv.groups, bias=True).to(conv.weight.device)
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
-    fused.weight.requires_grad_(False)
-    fused.bias.requires_grad_(False)
-    return fused
-
-
-@torch.no_grad()
 def fuse_conv_bn_modules(module: nn.Module) -> nn.Module:
     """Fold every :class:`Conv`'s BatchNorm into its convolution, in place; the BN becomes ``nn.Identity``.
 
-    Use for inference only: the fused network computes what the unfused one computes in eval mode.
-    Returns ``module`` for chaining.
+    BatchNorm in eval mode is a per-channel affine map, so it folds into the convolution before it
+    (``torch.nn.utils.fuse_conv_bn_eval``). Use for inference only: the fused network computes what the
+    unfused one computes in eval mode. Returns ``module`` for chaining.
     """
     for m in module.modules():
         if isinstance(m, Conv) and isinstance(m.bn, nn.BatchNorm2d):
-            m.conv = fuse_conv_bn(m.conv, m.bn)
+            m.conv = fuse_conv_bn_eval(m.conv.eval(), m.bn.eval())
             m.bn = nn.Identity()
     return module

@@ -7,12 +7,19 @@ Both take one feature map per level (strides ascending, e.g. P3/8, P4/16, P5/32)
   centre-x, centre-y, width, height in input pixels:
   ``AnchorHead`` -> ``(B, A, 5 + nc)`` (box, objectness, class scores), A ordered level, anchor, y, x;
   ``DetectHead`` -> ``(B, 4 + nc, A)`` (box, class scores), A ordered level, y, x.
+
+Under autocast (bf16 / fp16 training or inference) the last step of both heads, the 1x1 output convolutions
+and the box decoding, still runs in float32 (:func:`float32_under_autocast`): with 8 significant bits a
+decoded coordinate near 600 px would be rounded to a multiple of 4 px, and a class logit near -11 (the prior
+of an empty cell) to a multiple of 1/16. Those ops are ~1 % of the FLOPs. ``float32_modules()`` lists the
+layers whose weights must therefore stay float32 (yololab.deploy stores the other convs in bf16).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -20,6 +27,35 @@ from torch import nn
 from yololab.errors import YololabError
 from yololab.nn.blocks import DFL
 from yololab.nn.conv import Conv, DWConv
+
+
+@contextlib.contextmanager
+def float32_under_autocast(device: torch.device) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+    """Run the enclosed ops in float32 where autocast is on for ``device``; yields the cast for their inputs.
+
+    Without autocast nothing changes and the cast is the identity (a float16 model stays float16).
+    """
+    if not (torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)):
+        yield lambda t: t
+        return
+    with torch.autocast(device.type, enabled=False):
+        yield lambda t: t.float()
+
+
+class _GridCache:
+    """Anchor grids per feature-map shape(s) and device, built once: every eval call of a head at a given input
+    size needs the same ones. Inference-mode tensors are kept apart (they cannot enter autograd later)."""
+
+    def __init__(self):
+        self.grids: dict[tuple, object] = {}
+
+    def get(self, shapes: tuple, device: torch.device, make: Callable[[tuple, torch.device], object]):
+        key = (shapes, device, torch.is_inference_mode_enabled())
+        if key not in self.grids:
+            if len(self.grids) >= 16:  # many input sizes (rect batches): keep the cache small
+                self.grids.clear()
+            self.grids[key] = make(shapes, device)
+        return self.grids[key]
 
 
 def make_anchors(shapes: Sequence[tuple[int, int]], strides: Sequence[int], offset: float = 0.5,
@@ -60,7 +96,7 @@ class AnchorHead(nn.Module):
             ``"darknet"`` -> ``xy = (sigmoid(t) + grid) * stride``, ``wh = exp(t) * anchor``.
 
     The ``anchors`` buffer is ``(nl, na, 2)`` in input pixels (yolov5 stores them divided by the stride;
-    :mod:`yololab.models.convert` converts). Training output: per level ``(B, na, H, W, 5 + nc)``.
+    :func:`yololab.checkpoint.reference.reference_state_dict_to_yololab` converts). Training output: per level ``(B, na, H, W, 5 + nc)``.
     """
 
     def __init__(self, num_classes: int, anchors: Sequence[Sequence[float]], in_channels: Sequence[int],
@@ -81,6 +117,7 @@ class AnchorHead(nn.Module):
         self.decode = decode
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(self.nl, self.na, 2))
         self.m = nn.ModuleList(nn.Conv2d(c, self.no * self.na, 1) for c in in_channels)
+        self._grids = _GridCache()
         self._init_biases()
 
     @torch.no_grad()
@@ -92,24 +129,35 @@ class AnchorHead(nn.Module):
             b[:, 4] += math.log(8 / (640 / s) ** 2)
             b[:, 5:] += math.log(0.6 / (self.nc - 0.99999))
 
+    def float32_modules(self) -> list[nn.Module]:
+        """The layers that run in float32 even under autocast (module docstring)."""
+        return list(self.m)
+
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor] | torch.Tensor:
-        outputs = []
-        for i, x in enumerate(xs):
-            p = self.m[i](x)
-            bs, _, ny, nx = p.shape
-            # (B, na * no, H, W) -> (B, na, H, W, no)
-            outputs.append(p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
-        if self.training:
-            return outputs
-        return torch.cat([self._decode_level(p, i) for i, p in enumerate(outputs)], 1)
+        with float32_under_autocast(xs[0].device) as fp32:
+            outputs = []
+            for conv, x in zip(self.m, xs):
+                p = conv(fp32(x))
+                bs, _, ny, nx = p.shape
+                # (B, na * no, H, W) -> (B, na, H, W, no)
+                outputs.append(p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
+            if self.training:
+                return outputs
+            return torch.cat([self._decode_level(p, i) for i, p in enumerate(outputs)], 1)
+
+    @staticmethod
+    def _make_grid(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        """The (1, 1, H, W, 2) grid of cell indices (x, y) of one level."""
+        ny, nx = shape
+        yv, xv = torch.meshgrid(torch.arange(ny, device=device, dtype=torch.float32),
+                                torch.arange(nx, device=device, dtype=torch.float32), indexing="ij")
+        return torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2)
 
     def _decode_level(self, p: torch.Tensor, i: int) -> torch.Tensor:
         """(B, na, H, W, no) raw -> (B, na*H*W, no) boxes in pixels, objectness and class probabilities."""
         bs, na, ny, nx, no = p.shape
         stride = self.strides[i]
-        yv, xv = torch.meshgrid(torch.arange(ny, device=p.device, dtype=p.dtype),
-                                torch.arange(nx, device=p.device, dtype=p.dtype), indexing="ij")
-        grid = torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2)
+        grid = self._grids.get((ny, nx), p.device, self._make_grid).to(p.dtype)
         anchor = self.anchors[i].to(p.dtype).view(1, na, 1, 1, 2)
         if self.decode == "yolov5":
             xy, wh, conf = p.sigmoid().split((2, 2, self.nc + 1), 4)
@@ -157,6 +205,7 @@ class DetectHead(nn.Module):
             self.cv3 = nn.ModuleList(
                 nn.Sequential(Conv(c, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, num_classes, 1)) for c in in_channels)
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
+        self._anchors = _GridCache()
         self._init_biases()
 
     @torch.no_grad()
@@ -166,19 +215,32 @@ class DetectHead(nn.Module):
             box[-1].bias.fill_(2.0)
             cls[-1].bias.fill_(math.log(5 / self.nc / (640 / s) ** 2))
 
+    def float32_modules(self) -> list[nn.Module]:
+        """The layers that run in float32 even under autocast (module docstring)."""
+        return [branch[-1] for branch in (*self.cv2, *self.cv3)] + list(self.dfl.modules())
+
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor] | torch.Tensor:
-        outputs = [torch.cat((self.cv2[i](x), self.cv3[i](x)), 1) for i, x in enumerate(xs)]
-        if self.training:
-            return outputs
-        return self.decode(outputs)
+        outputs = self.raw(xs)
+        return outputs if self.training else self.decode(outputs)
+
+    def raw(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per level ``(B, 4 * reg_max + nc, H, W)``: box distribution logits, then class logits."""
+        outputs = []
+        for x, box, cls in zip(xs, self.cv2, self.cv3):
+            b, c = box[1](box[0](x)), cls[1](cls[0](x))
+            with float32_under_autocast(x.device) as fp32:
+                outputs.append(torch.cat((box[2](fp32(b)), cls[2](fp32(c))), 1))
+        return outputs
 
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         """Per-level raw maps -> (B, 4 + nc, A) boxes (cx, cy, w, h pixels) and class probabilities."""
-        bs = outputs[0].shape[0]
-        flat = torch.cat([o.view(bs, self.no, -1) for o in outputs], 2)  # (B, 4*reg_max + nc, A)
-        box_logits, cls_logits = flat.split((4 * self.reg_max, self.nc), 1)
-        points, stride = make_anchors([o.shape[2:] for o in outputs], self.strides,
-                                      device=flat.device, dtype=flat.dtype)
-        dist = self.dfl(box_logits)  # (B, 4, A) ltrb in grid units
-        boxes = dist2bbox(dist, points.transpose(0, 1).unsqueeze(0), dim=1) * stride.transpose(0, 1)
-        return torch.cat((boxes, cls_logits.sigmoid()), 1)
+        with float32_under_autocast(outputs[0].device) as fp32:
+            bs = outputs[0].shape[0]
+            flat = torch.cat([fp32(o).view(bs, self.no, -1) for o in outputs], 2)  # (B, 4*reg_max + nc, A)
+            box_logits, cls_logits = flat.split((4 * self.reg_max, self.nc), 1)
+            points, stride = self._anchors.get(tuple(tuple(o.shape[2:]) for o in outputs), flat.device,
+                                               lambda shapes, device: make_anchors(shapes, self.strides, device=device))
+            points, stride = points.to(flat.dtype), stride.to(flat.dtype)
+            dist = self.dfl(box_logits)  # (B, 4, A) ltrb in grid units
+            boxes = dist2bbox(dist, points.transpose(0, 1).unsqueeze(0), dim=1) * stride.transpose(0, 1)
+            return torch.cat((boxes, cls_logits.sigmoid()), 1)

@@ -1,6 +1,7 @@
 """The sourced state-of-the-art table: a validating loader, a summary and trade-off plots.
 
-``docs/sota_table.csv`` holds one published figure per row: which task, dataset, split and metric,
+``sota_table.csv`` (shipped in this package, so ``yololab sota`` works from any folder: :func:`packaged_table`)
+holds one published figure per row: which task, dataset, split and metric,
 the value, the model, its size and speed, and *where the number comes from* (``source_url``,
 ``source_title``, publication ``date`` and the day it was ``accessed``). Leaderboard numbers are easy
 to misread (test-dev against val, extra pretraining data, test-time augmentation, different GPUs),
@@ -34,9 +35,9 @@ on its speed axis only the largest such group and lists the others under the fig
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
+import importlib.resources
 import math
 import os
 import re
@@ -64,8 +65,12 @@ METRIC_LABELS = {"top1": "top-1 accuracy (%)", "box_AP": "box AP@[.5:.95]", "mas
 SPEED_UNITS = ("ms", "FPS")
 TTA_VALUES = ("yes", "no", "unstated")
 REFUSED_HOSTS = ("paperswithcode.com",)  # aggregators, not sources
-DEFAULT_CSV = Path("docs/sota_table.csv")
-DEFAULT_FIGURES = Path("docs/figures")
+PACKAGED_TABLE = "sota_table.csv"  # shipped inside this package: see packaged_table()
+
+
+def packaged_table() -> Path:
+    """The table that ships with yololab (``yololab/study/sota_table.csv``, package data)."""
+    return Path(str(importlib.resources.files("yololab.study").joinpath(PACKAGED_TABLE)))
 
 
 def _speed_group(speed, hardware: str, precision: str, batch: int | None) -> tuple[str, str, str] | None:
@@ -664,7 +669,7 @@ def _plot_task(rows, task, out_dir: Path, ours, formats) -> list[Path]:
 
     fig = Figure(figsize=(20, 7.6))
     ax_p, ax_s, ax_t = fig.subplots(1, 3)
-    fig.suptitle(f"State of the art, {task}: {ylabel} (every point is a sourced row of docs/sota_table.csv)",
+    fig.suptitle(f"State of the art, {task}: {ylabel} (every point is a sourced row of the SOTA table)",
                  fontsize=11)
     notes: list[str] = []
     pending = []  # (axes, labels) placed after the layout is fixed
@@ -748,56 +753,26 @@ def plot_sota(rows: list[SotaRow], out_dir: str | os.PathLike, ours: list[OursRo
 
 
 # ----------------------------------------------------------------------------------------------
-# command line
+# the zoo's accuracy
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    rows = load_sota_table(args.csv)
-    print(f"{args.csv}: {len(rows)} valid rows")
-    print(summarize(rows))
-    return 0
+ZOO_PROTOCOL = ("COCO", "val2017", "box_AP")  # the protocol of `yololab models compare`'s mAP column
 
 
-def _cmd_plot(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def zoo_accuracy(rows: list[SotaRow], names: list[str], path: str | os.PathLike = PACKAGED_TABLE) -> dict[str, SotaRow]:
+    """The published COCO val2017 box mAP50-95 at 640 of every model in ``names`` (zoo names such as ``yolov8n``):
+    the one row whose model is that name (case aside), on that protocol, with "640" in its notes.
 
-    rows = load_sota_table(args.csv)
-    ours = load_ours(args.ours) if args.ours else None
-    present = {r.task for r in rows}
-    for task in args.tasks:
-        if task not in present:
-            print(f"skipping {task}: no rows in {args.csv}")
-    tasks = [t for t in args.tasks if t in present]
-    for task in tqdm(tasks, desc="sota plot", unit="task"):
-        for path in plot_task(rows, task, args.out, ours=ours, formats=tuple(args.format)):
-            tqdm.write(f"wrote {path}")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
-        "validate", help="Check the sourced SOTA table and print a summary per task.",
-        description="Validate a SOTA table CSV (sources, tasks, metrics, numbers, dates, URLs, speed fields) "
-                    "and print, per task, the row counts and the leader of each dataset/split/metric.",
-        formatter_class=fmt)
-    p.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV, help="the SOTA table to check")
-    p.set_defaults(func=_cmd_validate)
-
-    p = subparsers.add_parser(
-        "plot", help="Plot accuracy vs parameters, latency and date per task (PNG + SVG).",
-        description="Draw, per task, accuracy against parameters, against latency and against publication date, "
-                    "with the Pareto front and YOLO models highlighted. Only rows with the same hardware, precision "
-                    "and batch share the latency axis (the largest such group); the rest are listed under the "
-                    "figure, as are rows of another dataset/split/metric.",
-        formatter_class=fmt)
-    p.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="the SOTA table to plot")
-    p.add_argument("--out", type=Path, default=DEFAULT_FIGURES, help="folder for sota_<task>.png/.svg")
-    p.add_argument("--ours", type=Path, default=None,
-                   help="optional CSV of our own measurements to overlay (model, value, params_M, speed, "
-                        "speed_unit, hardware, precision, batch, note[, task]; task defaults to detection)")
-    p.add_argument("--tasks", nargs="+", choices=list(METRICS), default=list(METRICS),
-                   help="tasks to plot; a task without rows in the table is skipped")
-    p.add_argument("--format", nargs="+", choices=["png", "svg", "pdf"], default=["png", "svg"],
-                   help="image formats to write")
-    p.set_defaults(func=_cmd_plot)
+    ``yololab models compare`` reads the mAP column from here, so a figure has one home: this table. A model
+    without exactly one such row is a DataError naming it and ``path``.
+    """
+    found = {}
+    for name in names:
+        matches = [r for r in rows if r.model.lower() == name.lower() and r.protocol == ZOO_PROTOCOL
+                   and re.search(r"\b640\b", r.notes)]
+        if len(matches) != 1:
+            where = ", ".join(f"line {r.line}" for r in matches)
+            raise DataError(f"{path}: {len(matches)} rows ({where or 'none'}) give {name}'s COCO val2017 box_AP "
+                            f"at 640 (model '{name}', 640 in the notes); expected exactly one")
+        found[name] = matches[0]
+    return found

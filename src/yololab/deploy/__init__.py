@@ -1,0 +1,1 @@
+"""Running a trained detector fast: the CPU execution modes (runtime.py) and ONNX export (export.py)."""
