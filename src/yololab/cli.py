@@ -23,8 +23,7 @@ GROUPS = {
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
     "demo": "yololab.demo",
-    "classify": "yololab.classify.cli",
-    "cam": "yololab.classify.cam_cli",
+    "cam": "yololab.analysis.cam_cli",
 }
 
 

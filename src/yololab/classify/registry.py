@@ -32,7 +32,7 @@ def build_classifier(name: str, num_classes: int = 1000, width: int = 64, in_cha
 def load_classifier(path: str | Path) -> tuple[ResNet, dict]:
     """A classifier and its meta (class names, input size, normalization ...) from a yololab checkpoint."""
     from yololab.errors import WeightsError
-    from yololab.models.weights import load_checkpoint
+    from yololab.checkpoint.native import load_checkpoint
 
     ckpt = load_checkpoint(path)
     name = ckpt["model_name"]

@@ -5,12 +5,11 @@
   probability for anchor-based ones), so the map shows what raised that one score.
 * EigenCAM needs no target: one map for the whole image, with **all** detections drawn over it.
 
-The default layer is the neck, which returns one map per level (P3, P4, P5); each level gets its own
-CAM, and they are averaged at the input size (see :mod:`yololab.classify.cam`).
-
-Decoding and NMS: the detection post-processing is being moved to ``yololab.detect.postprocess`` by
-a parallel change; until it is there, :func:`nms` below is the small version this needs
-(best class per anchor, score threshold, ``torchvision.ops.batched_nms`` per class).
+Detections are what :func:`yololab.detect.postprocess.postprocess` keeps (best class per anchor, per-class
+NMS); each is traced back to the prediction (anchor) that made it, whose score is the CAM target. The
+default layer is the neck, which returns one map per level (P3, P4, P5); each level gets its own CAM
+and they are averaged at the input size (:mod:`yololab.classify.cam`). The map is then cut out of the
+letterboxed square and resized to the original image.
 """
 
 from __future__ import annotations
@@ -22,47 +21,38 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
-from torchvision.ops import batched_nms
 
 from yololab.classify.cam import CAM
-from yololab.data.augment import letterbox, unletterbox_boxes
+from yololab.detect.postprocess import Detections, postprocess, to_image
+from yololab.detect.preprocess import to_input
 from yololab.errors import YololabError
+from yololab.ops.boxes import cxcywh_to_xyxy
 
 
 @dataclass
 class Detection:
-    anchor: int       # index into the model's raw output (which prediction made it)
+    anchor: int       # index of the prediction in the model's raw output that made it
     cls: int
     score: float
     box: np.ndarray   # x1, y1, x2, y2 in the original image's pixels
 
 
-def letterbox_tensor(img_rgb: np.ndarray, imgsz: int) -> tuple[torch.Tensor, tuple[float, float], tuple[int, int]]:
-    """RGB uint8 image -> (1, 3, imgsz, imgsz) float in [0, 1], letterboxed as the detectors are trained."""
-    lb, gain, pad = letterbox(img_rgb, (imgsz, imgsz))
-    return torch.from_numpy(np.ascontiguousarray(lb)).permute(2, 0, 1)[None].float() / 255, gain, pad
-
-
 def candidates(out: torch.Tensor, anchor_based: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw eval output of one image -> boxes (A, 4) x1, y1, x2, y2 and class scores (A, nc)."""
-    if anchor_based:  # (B, A, 5 + nc)
-        p = out[0]
-        xywh, scores = p[:, :4], p[:, 5:] * p[:, 4:5]
-    else:             # (B, 4 + nc, A)
-        p = out[0].T
-        xywh, scores = p[:, :4], p[:, 4:]
-    xy, wh = xywh[:, :2], xywh[:, 2:]
-    return torch.cat([xy - wh / 2, xy + wh / 2], 1), scores
+    """Raw eval output of one image -> every prediction's box (A, 4) x1, y1, x2, y2 and class scores (A, nc),
+    computed as :func:`~yololab.detect.postprocess.postprocess` computes them."""
+    p = out[0].float()
+    if anchor_based:  # (A, 5 + nc)
+        return cxcywh_to_xyxy(p[:, :4]), p[:, 5:] * p[:, 4:5]
+    return cxcywh_to_xyxy(p[:4].T), p[4:].T  # (4 + nc, A)
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, conf: float, iou: float, max_det: int = 100) -> list[tuple]:
-    """(anchor, class, score, box) of the kept detections, best first: best class per anchor, score >= conf,
-    per-class NMS at ``iou``."""
-    best, cls = scores.max(1)
-    idx = torch.nonzero(best >= conf).squeeze(1)
-    keep = batched_nms(boxes[idx].float(), best[idx].float(), cls[idx], iou)[:max_det]
-    idx = idx[keep]
-    return [(int(a), int(cls[a]), float(best[a]), boxes[a]) for a in idx]
+def anchor_of(boxes: torch.Tensor, scores: torch.Tensor, box: torch.Tensor, cls: int) -> int:
+    """The prediction a kept detection came from: same box and same class score, bit for bit."""
+    same = (boxes == box.to(boxes.dtype)).all(1) & (scores[:, cls] > 0)
+    idx = torch.nonzero(same).flatten()
+    if len(idx) == 0:
+        raise AssertionError("a detection that matches no prediction")  # postprocess computes the same numbers
+    return int(idx[scores[idx, cls].argmax()])
 
 
 def detection_score(anchor: int, cls: int, anchor_based: bool) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -75,24 +65,23 @@ def detection_score(anchor: int, cls: int, anchor_based: bool) -> Callable[[torc
 def explain_detector(model: nn.Module, img_rgb: np.ndarray, method: str = "eigencam", layer: str | None = None,
                      imgsz: int = 640, conf: float = 0.25, iou: float = 0.45, det: int = 0
                      ) -> tuple[np.ndarray, list[Detection], int | None, str]:
-    """CAM of ``img_rgb`` at its own size, the detections (original pixels), the explained one and a note.
+    """CAM of ``img_rgb`` at its own size, the detections (original pixels, best first), the explained one
+    and a note.
 
-    Gradient methods explain detection number ``det`` (best first); with no detection above ``conf`` they
-    explain the highest-scoring prediction instead, and the note says so.
+    Gradient methods explain detection number ``det``; with no detection above ``conf`` they explain the
+    highest-scoring prediction instead, and the note says so.
     """
     anchor_based = bool(model.meta.anchor_based)
-    x, gain, pad = letterbox_tensor(img_rgb, imgsz)
+    h, w = img_rgb.shape[:2]
+    x, gain, pad = to_input(np.ascontiguousarray(img_rgb[..., ::-1]), imgsz)
     model.eval()
     with torch.no_grad():
-        boxes, scores = candidates(model(x), anchor_based)
-    kept = nms(boxes, scores, conf, iou)
-    h, w = img_rgb.shape[:2]
-
-    def to_image(box: torch.Tensor) -> np.ndarray:
-        b = unletterbox_boxes(box.detach().numpy()[None], gain, pad)[0]
-        return np.clip(b, 0, [w, h, w, h]).astype(np.float32)
-
-    dets = [Detection(a, c, s, to_image(b)) for a, c, s, b in kept]
+        out = model(x)
+    boxes, scores = candidates(out, anchor_based)
+    kept = postprocess(out, anchor_based, conf=conf, iou=iou, multi_label=False)[0]
+    placed = to_image(kept, gain, pad, (h, w))
+    dets = [Detection(anchor_of(boxes, scores, b, int(c)), int(c), float(s), pb.numpy().astype(np.float32))
+            for b, c, s, pb in zip(kept.boxes, kept.classes, kept.scores, placed.boxes)]
     cam = CAM(model, layer, method)
     explained, note = None, ""
     if method == "eigencam":
@@ -105,7 +94,8 @@ def explain_detector(model: nn.Module, img_rgb: np.ndarray, method: str = "eigen
         else:
             best, cls = scores.max(1)
             a = int(best.argmax())
-            target = Detection(a, int(cls[a]), float(best[a]), to_image(boxes[a]))
+            one = Detections(boxes[a:a + 1], best[a:a + 1], cls[a:a + 1])
+            target = Detection(a, int(cls[a]), float(best[a]), to_image(one, gain, pad, (h, w)).boxes[0].numpy())
             dets, explained = [target], 0
             note = (f"no detection with score >= {conf}; explaining the highest-scoring prediction instead "
                     f"(score {target.score:.3g})")
@@ -123,9 +113,8 @@ def draw_detections(img: np.ndarray, dets: list[Detection], names: list[str], hi
     for i, d in enumerate(dets):
         x1, y1, x2, y2 = (int(round(v)) for v in d.box)
         strong = highlight is None or i == highlight
-        colour = (255, 255, 255) if i == highlight else tuple(int(v) for v in
-                                                               np.array(cv2.applyColorMap(np.uint8([[37 * d.cls % 256]]),
-                                                                                          cv2.COLORMAP_HSV))[0, 0])
+        colour = (255, 255, 255) if i == highlight else tuple(
+            int(v) for v in cv2.applyColorMap(np.uint8([[37 * d.cls % 256]]), cv2.COLORMAP_HSV)[0, 0])
         unit = max(1, round(max(out.shape[:2]) / 640))
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, unit * (2 if strong else 1), cv2.LINE_AA)
         label = f"{names[d.cls] if d.cls < len(names) else d.cls} {d.score:.2f}"

@@ -1,4 +1,4 @@
-"""CAMs on the zoo's YOLO detectors and the `yololab cam` command."""
+"""CAMs on the zoo's YOLO detectors (yololab.analysis.detcam) and the `yololab cam` command."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 from pytorch_grad_cam import GradCAM
 
-from yololab.classify.detcam import candidates, detection_score, explain_detector, letterbox_tensor, nms
+from yololab.analysis.detcam import anchor_of, candidates, detection_score, explain_detector
+from yololab.detect.postprocess import postprocess
+from yololab.detect.preprocess import to_input
 from yololab.cli import main
 from yololab.errors import YololabError
 from yololab.models import build_model
@@ -35,11 +37,14 @@ def yolov8n():
 
 
 def test_detection_gradcam_equals_grad_cam_package(yolov8n):
-    img = cv2.imread(str(IMAGE))[..., ::-1]
-    x, _, _ = letterbox_tensor(img, 128)
+    x, _, _ = to_input(cv2.imread(str(IMAGE)), 128)
     with torch.no_grad():
-        boxes, scores = candidates(yolov8n(x), anchor_based=False)
-    a, c, _, _ = nms(boxes, scores, 0.25, 0.45)[0]
+        out = yolov8n(x)
+    boxes, scores = candidates(out, anchor_based=False)
+    kept = postprocess(out, conf=0.25, iou=0.45, multi_label=False)[0]
+    c = int(kept.classes[0])
+    a = anchor_of(boxes, scores, kept.boxes[0], c)
+    assert float(scores[a, c]) == float(kept.scores[0])
     from yololab.classify.cam import CAM
 
     ours = CAM(yolov8n, "neck.out3", "gradcam")(x, detection_score(a, c, anchor_based=False))

@@ -1,8 +1,10 @@
 """``yololab cam``: where a model looks, for a classifier or a YOLO detector of the zoo.
 
 A top-level group rather than ``yololab classify cam`` because it explains detectors as much as
-classifiers: a person studying a YOLO should not have to look for it under classification.
-Standard library only at import (the command imports torch when it runs).
+classifiers: a person studying a YOLO should not have to look for it under classification. It lives in
+``analysis`` because it stands on both tasks (``classify.cam`` for the methods, ``detect.postprocess``
+for the detections), which the layer rules allow only above them. Standard library only at import (the
+command imports torch when it runs).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def _load(args):
 
     name = args.model
     if name is None:  # a yololab checkpoint says what it is
-        from yololab.models.weights import load_checkpoint
+        from yololab.checkpoint.native import load_checkpoint
 
         name = load_checkpoint(args.weights)["model_name"]
         if name not in CLASSIFIERS and name not in list_models():
@@ -84,7 +86,7 @@ def cmd_cam(args: argparse.Namespace) -> int:
 
     from yololab.classify.cam import CAM, overlay
     from yololab.classify.data import AugmentConfig, as_tensor, build_transform, fit_size, load_image
-    from yololab.classify.detcam import draw_detections, explain_detector
+    from yololab.analysis.detcam import draw_detections, explain_detector
     from yololab.fileio import write_bytes_atomic
 
     model, kind, meta = _load(args)
