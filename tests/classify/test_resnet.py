@@ -71,3 +71,17 @@ def test_registry_errors():
         build_classifier("resnet81")
     with pytest.raises(YololabError, match="num_classes must be a positive integer"):
         build_classifier("resnet18", num_classes=0)
+
+
+def test_models_summary_and_diagram_on_resnets(tmp_path, capsys):
+    from yololab.analysis.summary import trace_zoo_model
+    from yololab.cli import main
+
+    t = trace_zoo_model("resnet18", 224)
+    assert t.params == 11_689_512 and round(t.gflops, 2) == 3.63  # torchvision lists 1.81 G (multiply-adds)
+    assert [b.group for b in t.blocks].count("head") == 3 and t.blocks[-1].sources == [9]  # pool -> flatten -> fc
+    assert main(["models", "summary", "resnet18-cifar", "--imgsz", "32"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("resnet18-cifar  (ResNet, scale -, 10 classes)") and "11,173,962" in out
+    assert main(["models", "diagram", "resnet50", "--imgsz", "64", "--formats", "mmd", "--out", str(tmp_path)]) == 0
+    assert "Bottleneck" in (tmp_path / "resnet50.mmd").read_text()

@@ -19,8 +19,25 @@ state dict loads unchanged; with the ImageNet stem the network is the same as ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
+
+
+@dataclass
+class ClassifierMeta:
+    """What the inspector (``yololab models summary`` / ``diagram``) reads about a classifier."""
+
+    name: str
+    num_classes: int
+    strides: list[int]  # the input side must be a multiple of the last one
+    family: str = "resnet"
+    scale: str = ""
+    backbone: str = ""
+    head: str = "global average pool, fc"
+    reference: str = ""
+    extra: dict = field(default_factory=dict)
 
 
 def conv3x3(c1: int, c2: int, stride: int = 1) -> nn.Conv2d:
@@ -114,11 +131,24 @@ class ResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)  # no parameters: the state dict stays torchvision's
         self.fc = nn.Linear(c, num_classes)
         self.num_classes = num_classes
         self.stem = stem
         self.in_channels = in_channels
         self._init_weights(zero_init_residual)
+        # for the inspector: the blocks in forward order, grouped as a detector's backbone / head
+        self.reference_layers = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
+                                 "avgpool", "flatten", "fc"]
+        self.reference_groups = {"avgpool": "head", "flatten": "head", "fc": "head"} | {
+            p: "backbone" for p in self.reference_layers[:8]}
+        depth = {(2, 2, 2, 2): 18, (3, 4, 6, 3): 34 if block is BasicBlock else 50}[tuple(depths)]
+        self.meta = ClassifierMeta(
+            name=f"resnet{depth}" + ("-cifar" if stem == "cifar" else ""), num_classes=num_classes,
+            strides=[32 if imagenet else 8],
+            backbone=f"{'7x7/2 conv + 3x3/2 max-pool' if imagenet else '3x3 conv'} stem, 4 stages of "
+                     f"{block.__name__} {'-'.join(map(str, depths))}",
+            reference=f"torchvision resnet{depth}" if imagenet else "")
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         """He (fan-out) init for convolutions, BN as the identity; the fc keeps PyTorch's default."""
@@ -141,7 +171,7 @@ class ResNet(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+        return self.fc(self.flatten(self.avgpool(self.features(x))))
 
 
 def resnet18(**kwargs) -> ResNet:

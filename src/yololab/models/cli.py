@@ -150,8 +150,11 @@ def _diagram(args: argparse.Namespace) -> int:
         raise YololabError("nothing to draw: give model NAME(s), --block BLOCK or --side-by-side BLOCK,BLOCK")
     parse_formats(args.formats)  # everything is checked before the first file is written
     block_groups(args.block, args.side_by_side)
+    from yololab.classify.registry import CLASSIFIERS
+
     for name in args.names:
-        model_info(name)  # an unknown model: an error naming the valid ones
+        if name not in CLASSIFIERS:  # the ResNets draw too
+            model_info(name)  # an unknown model: an error naming the valid ones
     written = []
     if args.names:
         written += write_diagrams(args.names, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
