@@ -85,15 +85,15 @@ def quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def ultralytics_model(yaml_name: str) -> nn.Module:
-    """Ultralytics' DetectionModel built from its YAML (offline)."""
+def ultralytics_model(yaml_name: str, nc: int | None = None) -> nn.Module:
+    """Ultralytics' DetectionModel built from its YAML (offline), with ``nc`` classes if given."""
     from ultralytics.nn.tasks import DetectionModel
 
-    return quiet(DetectionModel, yaml_name, verbose=False)
+    return quiet(DetectionModel, yaml_name, nc=nc, verbose=False)
 
 
-def yolov5_model(rel_yaml: str) -> nn.Module:
-    """The yolov5 package's Model from ``yolov5/models/<rel_yaml>``.
+def yolov5_model(rel_yaml: str, nc: int | None = None) -> nn.Module:
+    """The yolov5 package's Model from ``yolov5/models/<rel_yaml>``, with ``nc`` classes if given.
 
     A YAML with an ``activation`` key (hub/yolov5s-LeakyReLU.yaml) makes yolov5 set ``Conv.default_act`` for
     every later model of the process; it is put back, so that tests do not depend on their order.
@@ -107,7 +107,7 @@ def yolov5_model(rel_yaml: str) -> nn.Module:
     level, act = LOGGER.level, Conv.default_act
     LOGGER.setLevel("ERROR")
     try:
-        return quiet(Model, str(path))
+        return quiet(Model, str(path), nc=nc)
     finally:
         LOGGER.setLevel(level)
         Conv.default_act = act

@@ -3,6 +3,7 @@ stdlib-only copies of implementation choices stay equal to the implementations."
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -82,3 +83,55 @@ def test_cli_choices_match_the_implementations():
     assert set(data_cli.DOWNLOADS) == set(DATASETS)
     assert list(data_cli.SHAPES) == CLASSES
     assert study_cli.TASKS == tuple(METRICS)
+
+
+def _walk(parser, path=("yololab",)):
+    """(command path, parser, its one-line help in the listing above it) for every parser of the CLI."""
+    yield path, parser, None
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                for item in _walk(sub, path + (name,)):
+                    yield item if item[0] != path + (name,) else (item[0], item[1], helps.get(name))
+
+
+def test_help_texts_are_consistent():
+    """No '(default: None)' on required options or empty defaults, a default stated once, and one-line helps of
+    commands written the same way (a capital, a full stop)."""
+    commands = list(_walk(cli.build_parser()))
+    assert len(commands) > 15
+    for path, parser, listing in commands:
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, path
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            shown = (formatter._get_help_string(action) or "").replace("%(default)s", "X")
+            assert shown.lower().count("default") <= 1, (path, action.dest, shown)
+            if action.required:
+                assert "(default:" not in shown, (path, action.dest)
+        if listing is not None:
+            assert listing[0].isupper() and listing.endswith("."), (path, listing)
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    """One helper draws every bar, on stderr, only when stderr is a terminal; no module calls tqdm itself."""
+    import io
+    import pathlib
+
+    from yololab.progress import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress(range(3)).disable  # piped, logged, captured: no bar
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    bar = progress(range(3), desc="x")
+    assert not bar.disable and list(bar) == [0, 1, 2] and "x: 100%" in sys.stderr.getvalue()
+    assert progress(range(3), enabled=False).disable  # --quiet
+    src = pathlib.Path(cli.__file__).parent
+    direct = [str(p.relative_to(src)) for p in src.rglob("*.py")
+              if p.name != "progress.py" and "tqdm" in p.read_text(encoding="utf-8")]
+    assert direct == []

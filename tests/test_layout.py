@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Layers, lowest first: a module may import modules of a lower layer, and modules of its own package.
 LAYERS = [
-    {"yololab", "yololab.errors", "yololab.fileio", "yololab._cli_group"},  # import nothing of ours
+    {"yololab", "yololab.errors", "yololab.fileio", "yololab.progress", "yololab._cli_group"},  # import nothing of ours
     {"yololab.nn", "yololab.ops"},
     {"yololab.models", "yololab.data"},
     {"yololab.checkpoint"},

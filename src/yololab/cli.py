@@ -5,6 +5,9 @@ sub-parser and sets ``func`` on the parsed namespace to a callable taking that n
 only the standard library at their top (a command imports what it runs, inside its function), so building the
 whole parser, for ``yololab --help`` or ``yololab models --help``, imports no torch, OpenCV or model code.
 Adding a group is one line in ``GROUPS`` (docs/design.md, "Adding a command group").
+
+Every error that reaches :func:`main` is printed as one ``error: ...`` line naming the input at fault, with
+exit code 2; ``--debug`` (at any level of the command) or ``YOLOLAB_DEBUG=1`` prints the traceback too.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
 from yololab import __version__
+from yololab._cli_group import ArgumentParser, UsageError
+from yololab.engine.args import parse_args  # train commands take KEY=VALUE settings anywhere among their flags
 from yololab.errors import YololabError
 
 # group name -> module with register(subparsers); each module imports only the standard library at its top
@@ -28,7 +34,7 @@ GROUPS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="yololab",
         description="Study, train and compare real-time vision models (YOLOv3 -> YOLO11).",
     )
@@ -39,11 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(e: BaseException) -> str:
+    """One line that says what went wrong and, where Python knows it, with which file."""
+    if isinstance(e, (YololabError, UsageError)):
+        text = str(e)
+    elif isinstance(e, OSError) and e.filename is not None:
+        files = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+        text = f"{files}: {e.strerror or type(e).__name__}"
+    else:
+        text = (f"{type(e).__name__}: {e} (unexpected; run again with --debug or YOLOLAB_DEBUG=1 for the "
+                f"traceback, and report it)")
+    return "error: " + " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help (0) or a bad argument (2, after argparse printed its message)
+        args = parse_args(parser, argv)
+    except SystemExit as e:  # --help (0) or a bad argument (2, after the parser printed its one line)
         return int(e.code or 0)
     func = getattr(args, "func", None)
     if func is None:
@@ -52,9 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result = func(args)
-    except YololabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -63,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as e:
+        sys.stdout.flush()
+        if getattr(args, "debug", False) or os.environ.get("YOLOLAB_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        print(error_line(e), file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

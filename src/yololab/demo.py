@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from yololab._cli_group import FORMATTER, positive_int
+from yololab._cli_group import FORMATTER, add_overwrite, output_dir, positive_int, refuse_to_replace
 
 
 def register(subparsers) -> None:
@@ -21,25 +21,41 @@ def register(subparsers) -> None:
                     "summary of --model, and write the tables, the diagram of --model (PNG, SVG, Mermaid, "
                     "draw.io) and the comparison table (CSV, Markdown) into --out. Offline, CPU only.",
         formatter_class=FORMATTER)
-    p.add_argument("--out", default="runs/demo", help="folder for everything the demo writes (created if needed)")
+    p.add_argument("--out", type=output_dir, default="runs/demo",
+                   help="folder for everything the demo writes (created if needed)")
     p.add_argument("--model", default="yolov8n", help="the model to summarize and draw")
     p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels")
+    add_overwrite(p, "the files of an earlier demo in --out")
     p.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    run_demo(Path(args.out), args.model, args.imgsz)
+    run_demo(args.out, args.model, args.imgsz, overwrite=args.overwrite)
     return 0
 
 
-def run_demo(out: Path, model: str = "yolov8n", imgsz: int = 640) -> list[Path]:
-    """Print the zoo, one summary and write the files; returns the paths written."""
+def demo_outputs(out: Path, model: str) -> list[Path]:
+    """The files the demo writes into ``out`` for ``model`` (a zoo name)."""
+    from yololab.analysis.diagrams import FORMATS
+
+    return ([out / "models.txt", out / f"summary_{model}.txt"] + [out / f"{model}.{f}" for f in FORMATS]
+            + [out / "architectures.csv", out / "architectures.md"])
+
+
+def run_demo(out: Path, model: str = "yolov8n", imgsz: int = 640, overwrite: bool = False) -> list[Path]:
+    """Print the zoo, one summary and write the files; returns the paths written.
+
+    A bad ``model`` or an earlier demo's files in ``out`` (without ``overwrite``) stop it before it prints anything.
+    """
     from yololab.analysis.diagrams import write_diagram
     from yololab.analysis.summary import format_list, format_summary, trace_zoo_model, write_compare, zoo_rows
     from yololab.fileio import write_text_atomic
+    from yololab.models.registry import resolve_name
 
     t0 = time.perf_counter()
     out = Path(out)
+    model = resolve_name(model)
+    refuse_to_replace(demo_outputs(out, model), overwrite)
     written: list[Path] = []
 
     print(f"== The model zoo (parameters and GFLOPs at {imgsz}x{imgsz}, traced from the model code) ==")

@@ -177,6 +177,74 @@ def test_edge_jumping_a_column_avoids_the_middle_column(tmp_path):
     assert write_diagram(t, tmp_path, ["drawio", "mmd"])
 
 
+def _crossings(lay):
+    """(x, y) where a horizontal stretch of one edge crosses a vertical stretch of another, inside both."""
+    def stretches(e):
+        return list(zip(e.points, e.points[1:]))
+
+    found = []
+    for i, a in enumerate(lay.edges):
+        for (xa, ya), (xb, yb) in stretches(a):
+            if ya != yb:
+                continue
+            for j, b in enumerate(lay.edges):
+                if j == i:
+                    continue
+                for (xc, yc), (xd, yd) in stretches(b):
+                    if xc == xd and min(xa, xb) + 4 < xc < max(xa, xb) - 4 and min(yc, yd) + 1 < ya < max(yc, yd) - 1:
+                        found.append((i, xc, ya))
+    return found
+
+
+@pytest.mark.parametrize("name", ["yolov3", "yolo11n"])
+def test_crossing_lines_get_a_bridge(traces, name, tmp_path):
+    """Where two edges cross, the horizontal one hops over the vertical one, in the PNG/SVG and in draw.io."""
+    from yololab.analysis.diagrams import bridged_points
+
+    lay = layout(traces[name])
+    crossings = _crossings(lay)
+    assert crossings  # both layouts have crossings (backbone features passing lanes on their way to the neck)
+    drawn = bridged_points(lay.edges, radius=3.5)
+    for i, x, y in crossings:  # the line leaves its height just at the crossing, by the bridge's radius
+        assert any(abs(px - x) < 1e-6 and abs(py - (y - 3.5)) < 1e-6 for px, py in drawn[i]), (name, x, y)
+    for e, pts in zip(lay.edges, drawn):  # elsewhere the line is the routed one
+        assert pts[0] == e.points[0] and pts[-1] == e.points[-1]
+    write_diagram(traces[name], tmp_path, formats=("drawio",))
+    styles = [c.get("style") for c in ET.parse(tmp_path / f"{name}.drawio").iter("mxCell") if c.get("edge")]
+    assert styles and all("jumpStyle=arc" in s for s in styles)
+
+
+def _lab(hex_colour: str):
+    """CIELAB of an sRGB colour (D65), to measure how far apart two colours look."""
+    import numpy as np
+
+    c = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in xyz / [0.95047, 1.0, 1.08883]]
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_block_colours_of_a_diagram_are_told_apart(traces):
+    """Every two types drawn in one diagram (a model, or a block's inside) differ by at least 15 in CIELAB (the old
+    C3k2 / DetectHead pair: 20, but one hue; Concat / Upsample: 9; add / cat: 6); the C3k2 of YOLO11 and the head
+    it feeds are of different hues."""
+    import itertools
+
+    import numpy as np
+
+    from yololab.analysis.diagrams import type_colors
+
+    inside = {name: trace_zoo_block(name) for name in BLOCKS}
+    for name, t in {**traces, **inside}.items():
+        types = sorted({b.type for b in t.blocks} - {"input", "ZeroPad2d", "ConstantPad2d"})  # plain boxes
+        colors = type_colors(types)
+        for a, b in itertools.combinations(types, 2):
+            assert np.linalg.norm(_lab(colors[a]) - _lab(colors[b])) >= 15, (name, a, b)
+    colors = type_colors(["C3k2", "DetectHead"])
+    assert np.linalg.norm(_lab(colors["C3k2"]) - _lab(colors["DetectHead"])) > 60
+
+
 def test_write_block_diagrams_all_formats_and_side_by_side(tmp_path):
     t = trace_zoo_block("C2f")
     written = write_block_diagrams(["C2f"], tmp_path, side_by_side=["C3,C2f,C3k2"])

@@ -35,4 +35,6 @@ def test_cli_explain_dfl(tmp_path, capsys):
     assert main(["models", "explain", "dfl", "--out", str(tmp_path), "--dpi", "60"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dfl.png", "dfl.svg"]
     assert main(["models", "explain", "dfl", "--out", str(tmp_path / "dfl.png")]) == 2
-    assert "not a folder" in capsys.readouterr().err
+    assert "dfl.png exists and is a file, expected a folder" in capsys.readouterr().err
+    assert main(["models", "explain", "dfl", "--out", str(tmp_path)]) == 2  # replaced only when asked
+    assert "dfl.png exists (and 1 more of the outputs); pass --overwrite" in capsys.readouterr().err

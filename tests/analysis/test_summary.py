@@ -207,7 +207,9 @@ def test_cli_list_summary_compare(tmp_path, capsys):
     # a Markdown file that compare did not write is not replaced
     foreign = tmp_path / "notes.md"
     foreign.write_text("# my notes\n")
-    assert main(["models", "compare", "--out", str(tmp_path / "notes.csv")]) == 2
+    assert main(["models", "compare", "--out", str(tmp_path / "notes.csv")]) == 2  # it exists: --overwrite to replace
+    assert "notes.md exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["models", "compare", "--out", str(tmp_path / "notes.csv"), "--overwrite"]) == 2  # not even then
     assert "generated:zoo" in capsys.readouterr().err
     assert foreign.read_text() == "# my notes\n" and not (tmp_path / "notes.csv").exists()
 

@@ -32,7 +32,7 @@ def test_check_coco8_cli(coco8, tmp_path, data_helpers, capsys):
 
 def test_check_missing_yaml_is_a_clean_error(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "nope.yaml")]) == 2
-    assert "nope.yaml: data yaml does not exist" in capsys.readouterr().err
+    assert "nope.yaml does not exist" in capsys.readouterr().err
 
 
 def test_check_label_rows(tmp_path):
@@ -87,3 +87,17 @@ def test_header_check_decodes_no_pixels(coco8, monkeypatch):
     assert decoded == []
     scan_split(images, cfg.num_classes, workers=1, decode=True)
     assert sorted(decoded) == sorted(str(p) for p in images)
+
+
+def test_check_a_folder_and_its_plot(synthetic_yolo, tmp_path, capsys):
+    """`data check FOLDER` checks the data.yaml inside; the plot names it, counts in whole numbers, and is
+    replaced only with --overwrite."""
+    plot = tmp_path / "check.svg"
+    assert main(["data", "check", str(synthetic_yolo.parent), "--plot", str(plot)]) == 0
+    svg = plot.read_text(encoding="utf-8")
+    assert f"yololab data check: {synthetic_yolo}" in svg
+    y_ticks = [t.rsplit(">", 1)[-1] for t in svg.split("</text>") if "text-anchor: end" in t]
+    assert len(y_ticks) > 6 and all(t.isdigit() for t in y_ticks), y_ticks  # no half images, no half boxes
+    assert main(["data", "check", str(synthetic_yolo.parent), "--plot", str(plot)]) == 2
+    assert "check.svg exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["data", "check", str(synthetic_yolo.parent), "--plot", str(plot), "--overwrite"]) == 0

@@ -77,7 +77,7 @@ def test_interrupted_download_resumes(tiny, server, tmp_path):
 
 def test_incomplete_after_retries_keeps_part_then_resumes(tiny, server, tmp_path):
     server.cuts, server.cut_after = 10, 1000
-    with pytest.raises(DataError, match="download incomplete after 2 attempts; the partial file"):
+    with pytest.raises(DataError, match=r"download incomplete after 2 attempts \(.*\); the partial file"):
         dl.download_dataset("tiny", tmp_path / "d", retries=1, progress=False, backoff=0)
     part = tmp_path / "d" / "downloads" / "tiny.zip.part"
     assert part.read_bytes() == tiny[:2000]
@@ -150,3 +150,55 @@ def test_voc_download_merges_years(server, tmp_path, data_helpers, monkeypatch):
     assert [p.name for p in cfg.splits["train"]] == ["000001.jpg", "000002.jpg", "2008_000001.jpg"]
     assert [p.name for p in cfg.splits["val"]] == ["000003.jpg"]
     assert (cfg.root / "labels" / "val" / "000003.txt").read_text() == "7 0.25 0.25 0.5 0.5\n"  # cat = 7
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_server_says_so_once_without_retrying(tiny, tmp_path, monkeypatch, capfd):
+    """A refused connection is not retried (5 retries would wait 31 s): one error line naming the way out."""
+    monkeypatch.setattr(dl.DATASETS["tiny"].files[0], "url", f"http://127.0.0.1:{_closed_port()}/tiny.zip")
+    monkeypatch.setattr(dl.time, "sleep", lambda s: pytest.fail(f"slept {s} s before retrying a refused connection"))
+    assert main(["data", "download", "tiny", "--out", str(tmp_path / "d")]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert "cannot reach 127.0.0.1: Connection refused" in err and "--url-base" in err
+    assert f"put tiny.zip into {tmp_path / 'd' / 'downloads'}/" in err and ".part" not in err
+    assert not (tmp_path / "d").exists()  # nothing written
+
+
+def test_no_dns_says_no_network_at_once(tiny, tmp_path, monkeypatch, capfd):
+    """A name that does not resolve (the offline case) fails at once; the lookup is refused here, offline."""
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(dl.time, "sleep", lambda s: pytest.fail("retried a DNS failure"))
+    monkeypatch.setattr(dl.DATASETS["tiny"].files[0], "url", "http://images.example.org/tiny.zip")
+    assert main(["data", "download", "tiny", "--out", str(tmp_path / "d")]) == 2
+    err = capfd.readouterr().err
+    assert err.splitlines() == [err.strip()]
+    assert "cannot resolve the host images.example.org (no network, or no DNS)" in err and "--url-base" in err
+
+
+def test_retries_zero_means_one_attempt(tiny, server, tmp_path, capsys):
+    server.cuts, server.cut_after = 10, 1000
+    with pytest.raises(DataError, match=r"download incomplete after 1 attempt \(--retries 0\)"):
+        dl.download_dataset("tiny", tmp_path / "d", retries=0, progress=False)
+    assert len(server.requests) == 1 and capsys.readouterr().out == ""  # no "retry" line either
+
+
+def test_a_local_mirror_by_file_url(tiny, tmp_path, monkeypatch):
+    """--url-base file://FOLDER installs from archives on disk (checksums still apply): the offline way."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "tiny.zip").write_bytes(tiny)
+    monkeypatch.setattr(dl.DATASETS["tiny"].files[0], "url", "http://example.invalid/tiny.zip")
+    assert main(["data", "download", "tiny", "--out", str(tmp_path / "d"), "--url-base", mirror.as_uri()]) == 0
+    _check_tiny(tmp_path / "d" / "tiny" / "data.yaml")
+    with pytest.raises(DataError, match="no such file"):
+        dl.fetch((mirror / "other.zip").as_uri(), tmp_path / "x" / "other.zip", progress=False)

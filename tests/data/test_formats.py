@@ -263,7 +263,7 @@ def test_names_select_and_order(synthetic_yolo, tmp_path):
     for k, rows in src.items():
         assert (out[k][:, 0] == 0).sum() == (rows[:, 0] == 2).sum()
         assert (out[k][:, 0] == 1).sum() == (rows[:, 0] == 0).sum()
-    with pytest.raises(DataError, match="not in the dataset"):
+    with pytest.raises(DataError, match="--names-map: 'hexagon' not in the source"):
         convert(synthetic_yolo, tmp_path / "o2", "yolo", "yolo", names_map={"hexagon": "x"})
 
 

@@ -41,3 +41,28 @@ def test_preview_cli(tmp_path, capsys):
                  "--cache-dir", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 3 and "missing.yaml" in err and "test" in err
+
+
+def test_preview_shows_each_sample_once_and_says_so(tmp_path, capsys):
+    data = synth_shapes(tmp_path / "shapes", train=3, val=2, imgsz=64, workers=0, progress=False)
+    out = tmp_path / "grid.png"
+    assert main(["data", "preview", str(data.parent), "--out", str(out), "--split", "val", "--n", "16", "--imgsz",
+                 "64", "--tile", "50", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "split 'val' has 2 usable images; the grid shows each once (2, not 16)" in capsys.readouterr().out
+    assert cv2.imread(str(out)).shape == (1 * 54 + 4, 2 * 54 + 4, 3)  # 2 tiles of 50 px in one row, 4 px gaps
+
+
+def test_class_colours_are_told_apart():
+    """The shapes that look alike get colours that do not (square / cross, circle / hexagon), and every label
+    is readable on its colour."""
+    from yololab.data.preview import _colour, _text_colour
+    from yololab.data.synthetic import CLASSES
+
+    colours = [np.array(_colour(c), float) for c in range(len(CLASSES))]
+    for a in range(len(CLASSES)):
+        for b in range(a + 1, len(CLASSES)):
+            assert np.abs(colours[a] - colours[b]).sum() > 120, (CLASSES[a], CLASSES[b])
+    for c in range(40):
+        b, g, r = _colour(c)
+        luminance = 0.299 * r + 0.587 * g + 0.114 * b
+        assert abs(luminance - sum(_text_colour((b, g, r))) / 3) > 70

@@ -59,12 +59,10 @@ def test_synth_writes_yolo_dataset_independent_of_workers(tmp_path):
     y2 = synth_shapes(tmp_path / "b", train=6, val=3, imgsz=64, seed=5, workers=2, progress=False)
     data = yaml.safe_load(y1.read_text())
     assert data["names"] == dict(enumerate(CLASSES))
-    assert Path(data["path"]) == tmp_path / "a"
+    assert "path" not in data  # the root is the yaml's folder: the dataset can be copied or moved
     assert len(list((tmp_path / "a/images/train").glob("*.jpg"))) == 6
     assert len(list((tmp_path / "a/labels/val").glob("*.txt"))) == 3
-    fa, fb = _files(tmp_path / "a"), _files(tmp_path / "b")
-    fa.pop("data.yaml"), fb.pop("data.yaml")  # holds the absolute path
-    assert fa == fb
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")  # data.yaml included: nothing names the folder
     img = cv2.imread(str(tmp_path / "a/images/train/000000.jpg"))
     assert img.shape == (64, 64, 3)
 
@@ -80,7 +78,11 @@ def test_refuses_user_folder_and_overwrites_own_output(tmp_path):
     out = tmp_path / "synth"
     synth_shapes(out, train=4, val=2, imgsz=64, seed=0, workers=0, progress=False)
     (out / "notes.md").write_text("mine")  # a user file beside the output survives a rerun
-    synth_shapes(out, train=2, val=1, imgsz=64, seed=1, workers=0, progress=False)
+    before = _files(out)
+    with pytest.raises(DataError, match="earlier `yololab data synth`; pass --overwrite"):
+        synth_shapes(out, train=2, val=1, imgsz=64, seed=1, workers=0, progress=False)
+    assert _files(out) == before
+    synth_shapes(out, train=2, val=1, imgsz=64, seed=1, workers=0, progress=False, overwrite=True)
     assert len(list((out / "images/train").glob("*.jpg"))) == 2
     assert (out / "notes.md").read_text() == "mine" and (out / MARKER).is_file()
 

@@ -180,15 +180,26 @@ def test_anchor_convention():
     assert build_model("yolov5n").head.anchors[2, 2].tolist() == [373, 326]
 
 
-def test_unknown_name_lists_valid_names():
+def test_model_names_ignore_case():
+    assert build_model("YOLOv8n", num_classes=2).meta.name == "yolov8n"
+    assert model_info(" Yolo11S ")["name"] == "yolo11s"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("yolov8q", "? The family has yolov8n, yolov8s, yolov8m, yolov8l, yolov8x"),
+    ("yolov8", "add a scale: yolov8n, yolov8s, yolov8m, yolov8l, yolov8x"),
+    ("yolov11n", "did you mean 'yolo11n'?"),                   # the family by its version, not by spelling
+    ("yolo8s", "did you mean 'yolov8s'?"),
+    ("yolov9", "the zoo has no YOLO version 9; its families are YOLOv3: yolov3, yolov3-tiny; YOLOv5:"),
+    ("resnet50", "the zoo's families are YOLOv3"),
+])
+def test_unknown_names_get_suggestions_from_their_family(name, expected):
     with pytest.raises(YololabError) as e:
-        build_model("yolov8q")
+        model_info(name)
     msg = str(e.value)
-    assert "unknown model 'yolov8q'" in msg and "Did you mean 'yolov8" in msg
-    for name in list_models():
-        assert name in msg
-    with pytest.raises(YololabError, match="Valid names"):
-        model_info("resnet50")
+    assert f"unknown model {name!r}" in msg and expected in msg
+    if "families are" in expected:
+        assert all(n in msg for n in list_models())
 
 
 def test_bad_options():

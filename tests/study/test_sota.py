@@ -283,3 +283,68 @@ def test_summary_links_point_at_the_rows_they_name():
         assert by_line[int(line)].model == text, f"line {line} holds {by_line[int(line)].model!r}, not {text!r}"
     for name in ("sota_detection", "sota_segmentation", "sota_classification", "sota_video"):
         assert f"(figures/{name}.png)" in summary and (REPO / "docs" / "figures" / f"{name}.png").is_file()
+
+
+def test_plot_title_names_the_table_and_overwrite_is_asked(tmp_path, capsys):
+    table = small_table(tmp_path)
+    out = tmp_path / "figs"
+    args = ["sota", "plot", "--table", str(table), "--out", str(out), "--tasks", "detection", "--format", "svg"]
+    assert main(args) == 0
+    assert f"every point is a sourced row of {table}" in (out / "sota_detection.svg").read_text(encoding="utf-8")
+    before = (out / "sota_detection.svg").read_bytes()
+    assert main(args) == 2  # the figure exists: replaced only when asked
+    assert "sota_detection.svg exists; pass --overwrite" in capsys.readouterr().err
+    assert (out / "sota_detection.svg").read_bytes() == before
+    assert main(args + ["--overwrite"]) == 0
+    rows = sota.load_sota_table(table)
+    sota.plot_task(rows, "detection", out, formats=("svg",))  # the shipped table's name, as the package spells it
+    assert "sourced row of yololab/study/sota_table.csv" in (out / "sota_detection.svg").read_text(encoding="utf-8")
+
+
+def _drawn(task: str, out: Path):
+    """The figure of ``task`` from the shipped table, drawn (not saved): its axes, with text placed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [r for r in sota.load_sota_table(sota.packaged_table()) if r.task == task]
+    captured = {}
+
+    def keep(fig, out_dir, stem, formats):
+        captured["fig"] = fig
+        return []
+
+    import unittest.mock as mock
+
+    with mock.patch.object(sota, "_save", keep):
+        sota.plot_task(rows, task, out, formats=())
+    fig: Figure = captured["fig"]
+    FigureCanvasAgg(fig).draw()
+    return fig, rows
+
+
+@pytest.mark.parametrize("task", ["detection", "video", "classification", "segmentation"])
+def test_figures_read_cleanly(task, tmp_path):
+    """No model name covers another name or a marker, no two tick labels collide, the best-so-far line reaches
+    the last date, and the notes under the figure are as large as the tick labels."""
+    from matplotlib.text import Text
+
+    fig, rows = _drawn(task, tmp_path)
+    renderer = fig.canvas.get_renderer()
+    ax_p, ax_s, ax_t = fig.axes[:3]
+    for ax in (ax_p, ax_s, ax_t):
+        names = [Text.get_window_extent(t, renderer) for t in ax.texts if t.get_text()]  # the text, not its leader
+        for i, a in enumerate(names):
+            assert not any(a.overlaps(b) for b in names[i + 1:]), (task, ax.get_title())
+        markers = [p for c in ax.collections for p in ax.transData.transform(c.get_offsets())]
+        for box in names:
+            inside = [(x, y) for x, y in markers if box.x0 + 1 < x < box.x1 - 1 and box.y0 + 1 < y < box.y1 - 1]
+            assert not inside, (task, ax.get_title())
+        ticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text() and t.get_visible()
+                 and ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
+        for i, a in enumerate(ticks):
+            assert not any(a.overlaps(b) for b in ticks[i + 1:]), (task, ax.get_title(), "tick labels")
+    best = [line for line in ax_t.get_lines() if line.get_linestyle() == "--"][0]
+    dates = [r.year for r in rows if r.protocol == Counter(q.protocol for q in rows).most_common(1)[0][0]]
+    assert max(best.get_xdata()) == pytest.approx(max(dates))
+    notes = [t for t in fig.texts if "source" in t.get_text() and t is not fig._suptitle]
+    assert notes and notes[0].get_fontsize() >= ax_p.xaxis.get_ticklabels()[0].get_fontsize() - 1

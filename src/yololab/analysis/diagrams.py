@@ -11,7 +11,9 @@ shows exactly what the code computes. One layout is computed once and rendered t
   the right of its source column, so lines never pass through a box;
 * a head whose blocks read only from other columns is placed at the height of its inputs;
 * an edge that jumps over a column (say backbone -> head) climbs to row 0, which is empty beside the
-  input box, crosses there and comes down in the last gap.
+  input box, crosses there and comes down in the last gap;
+* where a horizontal stretch of one edge crosses a vertical stretch of another, it hops over it with a small
+  arc (a bridge), so that two crossing lines never read as a junction (draw.io: its own line jumps).
 
 Coordinates are points (1/72 inch) with y pointing down, the convention of draw.io; matplotlib draws
 them on an axis with y inverted.
@@ -19,6 +21,7 @@ them on an axis with y inverted.
 
 from __future__ import annotations
 
+import math
 import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -31,7 +34,8 @@ from yololab.analysis.summary import GROUPS, INPUT, BlockInfo, Trace, fmt_int, f
 
 FORMATS = ("png", "svg", "mmd", "drawio")
 
-# One colour per block type, stable across models so that the generations figure compares like with like.
+# One colour per block type, stable across models so that the generations figure compares like with like; the
+# types drawn in one diagram (a model, or a block's inside) differ by at least 15 in CIELAB (tests/analysis/test_diagrams.py).
 TYPE_COLORS = {
     "input": "#ffffff",
     "Conv": "#9ecae1",
@@ -43,33 +47,34 @@ TYPE_COLORS = {
     "C3": "#fdae6b",
     "C3k": "#fdd0a2",
     "C2f": "#fdd49e",
-    "C3k2": "#fc9272",
+    "C3k2": "#7fcdbb",  # teal: far from the head it feeds
     "SPP": "#e7969c",
     "SPPF": "#de9ed6",
-    "C2PSA": "#bcbddc",
-    "MaxPool2d": "#d9f0a3",
+    "C2PSA": "#9e9ac8",
+    "MaxPool2d": "#dfc27d",
     "ZeroPad2d": "#f0f0f0",
-    "Upsample": "#dadaeb",
-    "Concat": "#e0e0e0",
+    "ConstantPad2d": "#f0f0f0",
+    "Upsample": "#d9f0a3",
+    "Concat": "#bdbdbd",
     "AnchorHead": "#fb6a4a",
-    "DetectHead": "#ef6548",
+    "DetectHead": "#e7298a",
     # inside a block (``yololab models diagram --block``): submodules and tensor operations
     "Conv2d": "#deebf7",
     "DFL": "#fdbb84",
-    "decode": "#fcbba1",
-    "dist2bbox": "#fcbba1",
+    "decode": "#fc9272",
+    "dist2bbox": "#fc9272",
     "chunk": "#fee391",
     "split": "#fee391",
-    "cat": "#e0e0e0",
-    "stack": "#e0e0e0",
+    "cat": "#bdbdbd",
+    "stack": "#bdbdbd",
     "add": "#f2f2f2",
     "sub": "#f2f2f2",
     "mul": "#f2f2f2",
     "div": "#f2f2f2",
-    "matmul": "#cbc9e2",
+    "matmul": "#c994c7",
     "softmax": "#9e9ac8",
-    "sigmoid": "#fde0ef",
-    "exp": "#fde0ef",
+    "sigmoid": "#fcc5dd",
+    "exp": "#fcc5dd",
 }
 _FALLBACK = ["#8dd3c7", "#ffffb3", "#bebada", "#80b1d3", "#b3de69", "#fccde5", "#ccebc5", "#ffed6f"]
 
@@ -394,6 +399,35 @@ def layout(trace: Trace, style: Style | None = None, colors: dict[str, str] | No
     return Layout(trace, s, boxes, routed, columns, width, height, top, legend_y, colors)
 
 
+def bridged_points(edges: list[Edge], radius: float) -> list[list[tuple[float, float]]]:
+    """Each edge's polyline with an arc of ``radius`` wherever one of its horizontal stretches crosses a vertical
+    stretch of another edge (y points down, so the arc bulges up)."""
+    def stretches(points, horizontal):
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            if horizontal and abs(y0 - y1) < 1e-6 and abs(x0 - x1) > 1e-6:
+                yield x0, x1, y0
+            elif not horizontal and abs(x0 - x1) < 1e-6 and abs(y0 - y1) > 1e-6:
+                yield y0, y1, x0
+
+    verticals = [list(stretches(e.points, horizontal=False)) for e in edges]
+    out = []
+    for i, e in enumerate(edges):
+        pts = [e.points[0]]
+        for (xa, ya), (xb, yb) in zip(e.points, e.points[1:]):
+            if abs(ya - yb) < 1e-6 and abs(xa - xb) > 1e-6:  # horizontal: hop over the verticals it crosses
+                lo, hi = sorted((xa, xb))
+                hops = sorted({x for j, vs in enumerate(verticals) if j != i for y0, y1, x in vs
+                               if lo + radius < x < hi - radius and min(y0, y1) + 0.5 < ya < max(y0, y1) - 0.5},
+                              reverse=xb < xa)
+                step = 1 if xb > xa else -1
+                for x in hops:
+                    pts += [(x - step * radius * math.cos(t), ya - radius * math.sin(t))
+                            for t in (k * math.pi / 8 for k in range(9))]
+            pts.append((xb, yb))
+        out.append(pts)
+    return out
+
+
 def diagram_title(trace: Trace) -> str:
     if isinstance(trace, BlockTrace):
         return trace.title
@@ -433,13 +467,16 @@ def draw_layout(ax, lay: Layout, scale: float = 1.0, legend: bool = True, title:
             wrapped = "\n".join(textwrap.wrap(desc, width=int(s.box_w / (s.font * 0.52)))[: s.header_lines - 1])
             ax.text(x + s.box_w / 2, s.margin + s.font * 2.4 + s.font * 1.6, wrapped, fontsize=fs * 0.85,
                     ha="center", va="top", color="#444444", linespacing=1.1)
-    for e in lay.edges:
+    for e, pts in zip(lay.edges, bridged_points(lay.edges, radius=3.5)):
         color = "#555555" if e.kind == "flow" else ("#1f77b4" if e.kind == "cross" else "#d62728")
-        xs, ys = zip(*e.points)
-        ax.plot(xs[:-1] + (xs[-1],), ys, color=color, lw=0.9 * scale, zorder=1, solid_joinstyle="miter")
-        ax.add_patch(FancyArrowPatch(e.points[-2], e.points[-1], arrowstyle="-|>",
-                                     mutation_scale=7 * scale, color=color, lw=0.9 * scale, zorder=2,
-                                     shrinkA=0, shrinkB=0))
+        xs, ys = zip(*pts)
+        ax.plot(xs, ys, color=color, lw=0.9 * scale, zorder=1, solid_joinstyle="miter")
+        (xa, ya), (xb, yb) = pts[-2], pts[-1]  # the arrow head only: the line is drawn above, bridges and all
+        d = max(math.hypot(xb - xa, yb - ya), 1e-9)
+        tip = min(d, 6.0)
+        ax.add_patch(FancyArrowPatch((xb - (xb - xa) / d * tip, yb - (yb - ya) / d * tip), (xb, yb),
+                                     arrowstyle="-|>", mutation_scale=7 * scale, color=color, lw=0.9 * scale,
+                                     zorder=2, shrinkA=0, shrinkB=0))
     for bx in lay.boxes.values():
         ax.add_patch(FancyBboxPatch((bx.x, bx.y), bx.w, bx.h, boxstyle="round,pad=0,rounding_size=4",
                                     facecolor=lay.colors.get(bx.type, "#ffffff"), edgecolor="#333333",
@@ -597,6 +634,7 @@ def to_drawio(lay: Layout) -> str:
         (x0, y0), (x1, y1) = e.points[0], e.points[-1]
         color = "#555555" if e.kind == "flow" else ("#1f77b4" if e.kind == "cross" else "#d62728")
         style = (f"edgeStyle=orthogonalEdgeStyle;rounded=0;html=1;endArrow=block;endSize=5;strokeColor={color};"
+                 "jumpStyle=arc;jumpSize=7;"
                  f"exitX={(x0 - a.x) / a.w:.3f};exitY={(y0 - a.y) / a.h:.3f};exitDx=0;exitDy=0;"
                  f"entryX={(x1 - b.x) / b.w:.3f};entryY={(y1 - b.y) / b.h:.3f};entryDx=0;entryDy=0;")
         c = ET.SubElement(root, "mxCell", id=f"edge-{'input' if e.src == INPUT else e.src}-{e.dst}", style=style,
@@ -716,6 +754,26 @@ def parse_formats(text: str) -> list[str]:
     return formats
 
 
+def _figure_paths(base: Path, formats: list[str]) -> list[Path]:
+    """A side-by-side figure is an image only: ``base`` in the image formats asked for, else a PNG."""
+    return [base.with_suffix(f".{f}") for f in formats if f in ("png", "svg")] or [base.with_suffix(".png")]
+
+
+def diagram_paths(names: list[str], out: Path, formats: list[str], generations: bool = False) -> list[Path]:
+    """The files :func:`write_diagrams` writes for zoo ``names`` (so that a caller can check them first)."""
+    paths = [Path(out) / f"{name}.{f}" for name in names for f in formats]
+    return paths + (_figure_paths(Path(out) / "generations", formats) if generations else [])
+
+
+def block_diagram_paths(blocks: list[str], out: Path, formats: list[str],
+                        side_by_side: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """The files :func:`write_block_diagrams` writes (so that a caller can check them first); checks the names."""
+    paths = [Path(out) / f"{parse_block(b)[0]}.{f}" for b in blocks for f in formats]
+    for group in block_groups(blocks, side_by_side):
+        paths += _figure_paths(Path(out) / "-".join(parse_block(b)[0] for b in group), formats)
+    return paths
+
+
 def write_diagrams(names: list[str], out: Path, formats: str = ",".join(FORMATS), imgsz: int = 640, dpi: int = 150,
                    generations: bool = False) -> list[Path]:
     """Diagram of every zoo model in ``names`` into ``out`` (and with ``generations`` all of them side by side
@@ -723,13 +781,13 @@ def write_diagrams(names: list[str], out: Path, formats: str = ",".join(FORMATS)
     formats = parse_formats(formats)
     if generations and len(names) < 2:
         raise YololabError("--generations needs at least two model names")
+    traces = [trace_zoo_model(name, imgsz) for name in names]
     written = []
-    for name in names:
-        written += write_diagram(trace_zoo_model(name, imgsz), Path(out), formats, dpi=dpi)
+    for trace in traces:
+        written += write_diagram(trace, Path(out), formats, dpi=dpi)
     if generations:
-        base = Path(out) / "generations"
-        paths = [base.with_suffix(f".{f}") for f in formats if f in ("png", "svg")] or [base.with_suffix(".png")]
-        generations_figure([trace_zoo_model(n, imgsz) for n in names], paths)
+        paths = diagram_paths([], out, formats, generations=True)
+        generations_figure(traces, paths)
         written += paths
     return written
 
@@ -757,8 +815,7 @@ def write_block_diagrams(blocks: list[str], out: Path, formats: str = ",".join(F
         written += write_diagram(trace_zoo_block(name, imgsz), Path(out), formats, dpi=dpi)
     for group in groups:
         traces = [trace_zoo_block(b, imgsz) for b in group]
-        base = _folder(out) / "-".join(t.name for t in traces)
-        paths = [base.with_suffix(f".{f}") for f in formats if f in ("png", "svg")] or [base.with_suffix(".png")]
+        paths = _figure_paths(_folder(out) / "-".join(t.name for t in traces), formats)
         blocks_figure(traces, paths, dpi=dpi)
         written += paths
     return written

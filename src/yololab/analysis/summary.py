@@ -25,7 +25,6 @@ import functools
 import io
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,13 +255,17 @@ def build_for_inspection(name: str, num_classes: int = 80) -> nn.Module:
         return _build(name, num_classes)
 
 
-@functools.lru_cache(maxsize=64)
 def trace_zoo_model(name: str, imgsz: int = 640, num_classes: int = 80) -> Trace:
-    """Build ``name`` on the meta device and trace it (cached: the demo and tests ask for a model twice).
+    """Build ``name`` (any case: ``YOLOv8n`` is ``yolov8n``) on the meta device and trace it.
 
     If the model cannot run on the meta device (some op needs real data), it is built and traced on the
     CPU instead; both give identical shapes, parameters and FLOPs, the CPU only takes longer.
     """
+    return _trace_zoo_model(registry.resolve_name(name), imgsz, num_classes)
+
+
+@functools.lru_cache(maxsize=64)  # the demo and tests ask for a model twice
+def _trace_zoo_model(name: str, imgsz: int, num_classes: int) -> Trace:
     try:
         model = build_for_inspection(name, num_classes)
         return trace_model(model, imgsz, name=name)
@@ -338,11 +341,11 @@ class ZooRow:
 
 def zoo_rows(imgsz: int = 640, names: list[str] | None = None, progress: bool = True) -> list[ZooRow]:
     """Trace every zoo model (meta device) and collect the facts the list / compare tables show."""
-    from tqdm import tqdm
+    from yololab.progress import progress as bar
 
     names = list(names) if names is not None else registry.list_models()
     rows = []
-    for name in tqdm(names, desc=f"tracing models at {imgsz}", disable=not progress, leave=False, file=sys.stderr):
+    for name in bar(names, desc=f"tracing models at {imgsz}", enabled=progress, leave=False):
         t = trace_zoo_model(name, imgsz)
         m = t.meta
         rows.append(ZooRow(

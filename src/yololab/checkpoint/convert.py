@@ -43,15 +43,15 @@ def infer_model(path: str | os.PathLike) -> tuple[str, int | None, dict]:
 
 
 def convert_weights(src: str | os.PathLike, dst: str | os.PathLike, model: str | None = None,
-                    num_classes: int | None = None, force: bool = False) -> tuple[nn.Module, str]:
+                    num_classes: int | None = None, overwrite: bool = False) -> tuple[nn.Module, str]:
     """Load ``src`` (any format) into its zoo model and write ``dst`` as a yololab checkpoint, atomically.
 
     ``model`` / ``num_classes`` default to what :func:`infer_model` finds. Never replaces ``src``; replaces an
-    existing ``dst`` only with ``force``. Returns the model and the source format.
+    existing ``dst`` only with ``overwrite``. Returns the model and the source format.
     """
     src, dst = Path(src), Path(dst)
-    if dst.exists() and (dst.resolve() == src.resolve() or not force):
-        raise WeightsError(f"{dst}: exists; choose another name or pass --force to replace it"
+    if dst.exists() and (dst.resolve() == src.resolve() or not overwrite):
+        raise WeightsError(f"{dst}: exists; choose another name or pass --overwrite to replace it"
                            if dst.resolve() != src.resolve() else f"{dst}: would overwrite the source file")
     fmt = detect_format(src)
     name, nc, kwargs = infer_model(src) if model is None else (model, None, {})

@@ -59,6 +59,7 @@ from PIL import UnidentifiedImageError
 from yololab.data.io import pil_open, read_image
 from yololab.data.yolo import image_to_label_path, load_data_yaml
 from yololab.fileio import atomic_path, write_text_atomic
+from yololab.progress import progress as bar
 from yololab.ops.boxes import clip_boxes, cxcywh_to_xyxy, xyxy_to_cxcywh
 
 MIN_SIZE = 10          # pixels; smaller images are rejected
@@ -290,7 +291,7 @@ def scan_split(images: list[Path], num_classes: int, cache_dir: str | Path | Non
     The cache is one JSON file per (image list, num_classes) in ``cache_dir`` (never beside the
     data). It is used only when the size and modification time of every image and label file are
     unchanged. ``workers`` threads (default: up to 8) check files in parallel; ``progress`` is a
-    tqdm description, or None for no bar.
+    bar description (yololab.progress), or None for no bar.
     """
     images = [Path(p) for p in images]
     cache_file = stamp = None
@@ -309,8 +310,7 @@ def scan_split(images: list[Path], num_classes: int, cache_dir: str | Path | Non
     with ThreadPoolExecutor(max_workers=workers) as pool:
         it = pool.map(lambda p: check_sample(p, num_classes, decode), images)
         if progress:
-            from tqdm import tqdm
-            it = tqdm(it, total=len(images), desc=progress, unit="img")
+            it = bar(it, total=len(images), desc=progress, unit="img")
         samples = list(it)
 
     if cache_file is not None:
@@ -391,32 +391,46 @@ def format_summary(report: dict) -> str:
 
 
 def plot_report(report: dict, path: str | Path) -> None:
-    """Bar chart of instances per class, and images per split by outcome, saved as an image."""
+    """Bar chart of instances per class, and images per split by outcome, saved as an image.
+
+    The title names the data.yaml checked; counts are whole numbers on both axes, and the legend sits beside
+    the bars, never on them.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    names, counts = list(report["instances_per_class"]), list(report["instances_per_class"].values())
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8.0, 0.18 * len(names) + 4), 4),
-                                   gridspec_kw={"width_ratios": [max(len(names), 3), max(4, len(names) / 6)]})
-    ax1.bar(range(len(names)), counts, color="tab:blue")
-    ax1.set_xticks(range(len(names)), names, rotation=90, fontsize=7 if len(names) > 30 else 9)
-    ax1.set_ylabel("instances")
-    ax1.set_title("instances per class (all splits, rejected files left out)")
-    splits = list(report["splits"])
-    bottom = np.zeros(len(splits))
-    for key, color in (("labelled", "tab:green"), ("backgrounds", "tab:gray"), ("rejected", "tab:red")):
-        st = report["splits"]
-        vals = np.array([st[s]["images"] - st[s]["backgrounds"] - st[s]["rejected"] if key == "labelled"
-                         else st[s][key] for s in splits], dtype=float)
-        ax2.bar(splits, vals, bottom=bottom, color=color, label=key)
-        bottom += vals
-    ax2.set_title("images per split")
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format=Path(path).suffix[1:] or "png")
-    finally:
-        plt.close(fig)
+    # SVG text stays text, and matplotlib's own font size whatever another library set globally
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 10}):
+        names, counts = list(report["instances_per_class"]), list(report["instances_per_class"].values())
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8.0, 0.18 * len(names) + 5.5), 4.4),
+                                       gridspec_kw={"width_ratios": [max(len(names), 3), max(4, len(names) / 6)]})
+        fig.suptitle(f"yololab data check: {report['data']}", fontsize=10)
+        ax1.bar(range(len(names)), counts, color="tab:blue")
+        ax1.set_xticks(range(len(names)), names, rotation=90, fontsize=7 if len(names) > 30 else 9)
+        ax1.set_ylabel("instances")
+        ax1.set_title("instances per class (all splits, rejected files left out)", fontsize=10)
+        splits = list(report["splits"])
+        bottom = np.zeros(len(splits))
+        for key, color in (("labelled", "tab:green"), ("backgrounds", "tab:gray"), ("rejected", "tab:red")):
+            st = report["splits"]
+            vals = np.array([st[s]["images"] - st[s]["backgrounds"] - st[s]["rejected"] if key == "labelled"
+                             else st[s][key] for s in splits], dtype=float)
+            ax2.bar(splits, vals, bottom=bottom, color=color, label=key)
+            bottom += vals
+        for i, total in enumerate(bottom):
+            ax2.text(i, total, f"{int(total)}", ha="center", va="bottom", fontsize=8)
+        ax2.set_ylim(0, max(1.0, bottom.max()) * 1.12)  # room for the totals
+        ax2.set_ylabel("images")
+        ax2.set_title("images per split", fontsize=10)
+        ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        for ax in (ax1, ax2):
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # no half images or half boxes
+        fig.tight_layout()
+        try:
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=110, format=Path(path).suffix[1:] or "png")
+        finally:
+            plt.close(fig)

@@ -165,12 +165,12 @@ class DetectionDataset(Dataset):
         self.batch_shapes = np.array(shapes)  # (n_batches, 2) as (h, w)
 
     def _cache_all(self, verbose: bool) -> None:
-        from tqdm import tqdm
+        from yololab.progress import progress
 
         cv2.setNumThreads(1)  # the threads are the parallelism
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             it = pool.map(self._read_resized, range(len(self.files)))
-            self.ims = list(tqdm(it, total=len(self.files), desc=f"cache {self.split} (ram)", disable=not verbose))
+            self.ims = list(progress(it, total=len(self.files), desc=f"cache {self.split} (ram)", enabled=verbose))
 
     # -- loading -------------------------------------------------------------------------------
 

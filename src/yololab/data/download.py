@@ -17,10 +17,12 @@ or size: its download is checked against the length the server announces and the
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import shutil
+import socket
 import tarfile
 import time
 import urllib.error
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path
+from urllib.parse import urlparse
 
 import yaml
 
@@ -102,7 +105,7 @@ def prepare_coco128(raw: Path, out: Path) -> None:
     src = raw / "coco128"
     if not (src / "images" / "train2017").is_dir():
         raise DataError(f"{src}: expected images/train2017 in the coco128 archive")
-    spec = {"path": ".", "train": "images/train2017", "val": "images/train2017", "names": COCO_NAMES}
+    spec = {"train": "images/train2017", "val": "images/train2017", "names": COCO_NAMES}
     (src / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")  # in our raw/ copy
     convert(src / "data.yaml", out, "yolo", "yolo", link=True, progress=True)
 
@@ -161,21 +164,34 @@ DATASETS: dict[str, DatasetSource] = {
 # ---------------------------------------------------------------------------------------------
 
 
+# failures to reach the server at all: retrying them only makes the user wait
+_UNREACHABLE = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.EADDRNOTAVAIL)
+
+
+def _unreachable(url: str, dest: Path, reason: OSError) -> DataError:
+    host = urlparse(url).hostname or url
+    what = (f"cannot resolve the host {host} (no network, or no DNS)" if isinstance(reason, socket.gaierror)
+            else f"cannot reach {host}: {reason.strerror or reason}")
+    return DataError(f"{url}: {what}. Without network, pass --url-base with a mirror you can reach (http(s):// or "
+                     f"file://), or put {dest.name} into {dest.parent}/ and run the command again")
+
+
 def fetch(url: str, dest: Path, retries: int = 5, timeout: float = 60.0, progress: bool = True,
           backoff: float = 1.0) -> Path:
     """Download ``url`` to ``dest``, resuming ``dest.part`` with HTTP Range after any interruption.
 
-    A server that ignores Range (answers 200) restarts the download from zero. Raises DataError
-    when the download is still incomplete after ``retries`` attempts; the ``.part`` file is kept,
-    so running again resumes it. Waits ``backoff * 2**attempt`` seconds (at most 30) between tries.
+    A server that ignores Range (answers 200) restarts the download from zero. A host that cannot be
+    resolved or reached fails at once with one message (no network: retrying does not help). An
+    interrupted transfer is retried ``retries`` times (0: none), waiting ``backoff * 2**attempt`` seconds
+    (at most 30) in between; if it is still incomplete, DataError says so, and that a rerun resumes the
+    ``.part`` file when one was kept.
     """
-    from tqdm import tqdm
+    from yololab.progress import progress as progress_bar
 
     dest = Path(dest)
     if dest.is_file():
         return dest
     part = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     total = None
     for attempt in range(retries + 1):
         have = part.stat().st_size if part.exists() else 0
@@ -183,19 +199,20 @@ def fetch(url: str, dest: Path, retries: int = 5, timeout: float = 60.0, progres
         error = None
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
-                if r.status == 206:
+                if getattr(r, "status", None) == 206:
                     m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", r.headers.get("Content-Range", ""))
                     if not m or int(m.group(1)) != have:
                         raise DataError(f"{url}: server answered an unexpected range "
                                         f"{r.headers.get('Content-Range')!r} to 'bytes={have}-'")
                     total = int(m.group(2)) if m.group(2) != "*" else None
                     mode = "ab"
-                else:  # 200: the whole file (first request, or a server without Range support)
+                else:  # 200 (or a file:// URL): the whole file
                     have, mode = 0, "wb"
                     length = r.headers.get("Content-Length")
                     total = int(length) if length else None
-                with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                  desc=dest.name, disable=not progress) as bar:
+                dest.parent.mkdir(parents=True, exist_ok=True)  # only now: a failed connection leaves nothing
+                with open(part, mode) as f, progress_bar(total=total, initial=have, unit="B", unit_scale=True,
+                                                          desc=dest.name, enabled=progress) as bar:
                     while chunk := r.read(CHUNK):
                         f.write(chunk)
                         bar.update(len(chunk))
@@ -204,8 +221,15 @@ def fetch(url: str, dest: Path, retries: int = 5, timeout: float = 60.0, progres
                 total = have
             else:
                 raise DataError(f"{url}: HTTP {e.code} {e.reason}") from None
-        except (urllib.error.URLError, HTTPException, OSError) as e:  # refused, reset, timed out, cut short
-            error = str(getattr(e, "reason", e)) or type(e).__name__
+        except urllib.error.URLError as e:  # raised before any byte came: the server was not reached
+            reason = e.reason
+            if isinstance(reason, socket.gaierror) or getattr(reason, "errno", None) in _UNREACHABLE:
+                raise _unreachable(url, dest, reason) from None
+            if isinstance(reason, FileNotFoundError) or (isinstance(reason, str) and url.startswith("file:")):
+                raise DataError(f"{url}: no such file") from None
+            error = str(reason) or type(reason).__name__
+        except (HTTPException, OSError) as e:  # reset, timed out, cut short
+            error = str(e) or type(e).__name__
         size = part.stat().st_size if part.exists() else 0
         if total is not None and size > total:
             raise DataError(f"{part}: {size} bytes, more than the {total} the server announced; "
@@ -214,11 +238,14 @@ def fetch(url: str, dest: Path, retries: int = 5, timeout: float = 60.0, progres
             os.replace(part, dest)
             return dest
         if attempt < retries:
-            print(f"download interrupted after {size} of {total or '?'} bytes ({error or 'connection closed'}); "
-                  f"resuming")
-            time.sleep(min(backoff * 2 ** attempt, 30.0))
-    raise DataError(f"{url}: download incomplete after {retries + 1} attempts; the partial file {part} "
-                    f"is kept, run the command again to resume")
+            wait = min(backoff * 2 ** attempt, 30.0)
+            print(f"download of {dest.name} stopped after {size} of {total or '?'} bytes "
+                  f"({error or 'connection closed'}); retry {attempt + 1} of {retries} in {wait:g} s")
+            time.sleep(wait)
+    tries = f"{retries + 1} attempts" if retries else "1 attempt (--retries 0)"
+    kept = (f"; the partial file {part} is kept, run the command again to resume" if part.is_file() and
+            part.stat().st_size else "")
+    raise DataError(f"{url}: download incomplete after {tries} ({error or 'connection closed'}){kept}")
 
 
 def verify(path: Path, remote: RemoteFile) -> None:

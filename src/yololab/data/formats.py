@@ -17,6 +17,7 @@ Conversion between formats goes through one in-memory form, :class:`Dataset` (a 
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
@@ -30,9 +31,9 @@ import yaml
 
 from yololab.data.check import scan_split
 from yololab.data.io import pil_open
-from yololab.data.yolo import SPLITS, image_to_label_path, load_data_yaml
+from yololab.data.yolo import SPLITS, image_to_label_path, label_rows, load_data_yaml
 from yololab.errors import DataError
-from yololab.ops.boxes import clip_boxes, xywhn_to_xyxy, xyxy_to_xywhn
+from yololab.ops.boxes import xywhn_to_xyxy
 
 # ---------------------------------------------------------------------------------------------
 # The in-memory form every reader produces and every writer consumes
@@ -76,25 +77,13 @@ def _record(path: Path, rel: str, width: int, height: int, rows: list[tuple[int,
 # ---------------------------------------------------------------------------------------------
 
 
-def _find_yaml(src: Path) -> Path:
-    if src.is_file():
-        return src
-    if (src / "data.yaml").is_file():
-        return src / "data.yaml"
-    found = sorted(src.glob("*.yaml")) + sorted(src.glob("*.yml"))
-    if len(found) != 1:
-        raise DataError(f"{src}: expected a data.yaml (or one *.yaml) in the folder, found "
-                        f"{[p.name for p in found] or 'none'}")
-    return found[0]
-
-
 def read_yolo(src: str | Path) -> Dataset:
     """Read a YOLO dataset from its data.yaml (or the folder holding it).
 
     Images or label files that ``yololab data check`` would reject are left out, with a note each.
     Ignore regions come from the COCO json files named under ``annotations`` in the yaml.
     """
-    cfg = load_data_yaml(_find_yaml(Path(src)))
+    cfg = load_data_yaml(src)
     notes: list[str] = []
     splits: dict[str, list[ImageRecord]] = {}
     for split, images in cfg.splits.items():
@@ -334,15 +323,16 @@ def remap_classes(ds: Dataset, names_map: dict[str, str | None] | None = None,
     ``names_map`` maps an old name to a new one (two old names to one new name merges them) or to
     None (drops the class); unmapped names stay. ``keep`` then fixes the output classes and their
     order: boxes of any other class are dropped. Without ``keep`` the classes keep their order of
-    first appearance.
+    first appearance. A name in either that the dataset does not have is an error (a typo would
+    otherwise drop every box of the class it meant), with the closest names as a suggestion.
     """
     names_map = dict(names_map or {})
-    unknown = sorted(set(names_map) - set(ds.names))
-    if unknown:
-        raise DataError(f"names map: classes {unknown} are not in the dataset (it has {ds.names})")
+    _refuse_unknown_names("--names-map", list(names_map), ds.names, "the source")
     renamed = [names_map.get(n, n) for n in ds.names]
     if keep is None:
         keep = list(dict.fromkeys(n for n in renamed if n is not None))
+    _refuse_unknown_names("--names", keep, [n for n in renamed if n is not None],
+                          "the source (after --names-map)" if names_map else "the source")
     if len(set(keep)) != len(keep):
         raise DataError(f"--names: duplicate class names in {keep}")
     new_index = {n: i for i, n in enumerate(keep)}
@@ -356,6 +346,18 @@ def remap_classes(ds: Dataset, names_map: dict[str, str | None] | None = None,
             out.append(ImageRecord(r.path, r.rel, r.width, r.height, cls[m], r.boxes[m], r.ignore[m]))
         splits[split] = out
     return Dataset(names=list(keep), splits=splits, notes=ds.notes)
+
+
+def _refuse_unknown_names(option: str, names: list[str], known: list[str], where: str) -> None:
+    unknown = [n for n in names if n not in known]
+    if not unknown:
+        return
+    hints = []
+    for n in unknown:
+        close = difflib.get_close_matches(n, known, n=1, cutoff=0.5)
+        hints.append(f"{n!r} (did you mean {close[0]!r}?)" if close else repr(n))
+    shown = ", ".join(dict.fromkeys(known[:30])) + (" ..." if len(known) > 30 else "")
+    raise DataError(f"{option}: {', '.join(hints)} not in {where}, whose classes are: {shown}")
 
 
 def load_names_map(path: str | Path) -> dict[str, str | None]:
@@ -411,27 +413,21 @@ def coco_dict(ds: Dataset, split: str) -> dict:
             "annotations": annotations, "categories": categories}
 
 
-def _yolo_rows(r: ImageRecord) -> list[str]:
-    """Training targets of one image as YOLO rows (ignore regions left out), clipped to the image."""
-    boxes = clip_boxes(r.boxes.astype(np.float64), r.width, r.height)
-    keep = ~r.ignore & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return [f"{int(c)} {cx:.6g} {cy:.6g} {w:.6g} {h:.6g}"
-            for c, (cx, cy, w, h) in zip(r.classes[keep], xyxy_to_xywhn(boxes[keep], r.width, r.height))]
-
-
 def write_yolo(ds: Dataset, dst: Path, link: bool = False, progress: bool = False) -> None:
     """Write ``images/<split>/``, ``labels/<split>/``, data.yaml, and ignore regions (module doc)."""
-    from tqdm import tqdm
+    from yololab.progress import progress as bar
 
-    yaml_data: dict = {"path": ".", **{s: f"images/{s}" for s in ds.splits}, "names": dict(enumerate(ds.names))}
+    # no 'path': the root is the yaml's folder, wherever the dataset is copied (module doc of data.yolo)
+    yaml_data: dict = {**{s: f"images/{s}" for s in ds.splits}, "names": dict(enumerate(ds.names))}
     for split, records in ds.splits.items():
         seen: set[str] = set()
-        for r in tqdm(records, desc=f"write {split}", unit="img", disable=not progress):
+        for r in bar(records, desc=f"write {split}", unit="img", enabled=progress):
             _check_rel(r.rel, split, seen)
             _place_image(r.path, dst / "images" / split / r.rel, link)
             label = image_to_label_path(dst / "images" / split / r.rel)
             label.parent.mkdir(parents=True, exist_ok=True)
-            rows = _yolo_rows(r)
+            keep = ~r.ignore  # ignore regions stay out of the training targets
+            rows = label_rows(r.classes[keep], r.boxes[keep], r.width, r.height)
             label.write_text("".join(line + "\n" for line in rows), encoding="utf-8")
         if any(r.ignore.any() for r in records):
             rel = f"annotations/instances_{split}.json"
@@ -445,12 +441,12 @@ def write_yolo(ds: Dataset, dst: Path, link: bool = False, progress: bool = Fals
 
 def write_coco(ds: Dataset, dst: Path, link: bool = False, progress: bool = False) -> None:
     """Write ``images/<split>/`` and ``annotations/instances_<split>.json``."""
-    from tqdm import tqdm
+    from yololab.progress import progress as bar
 
     (dst / "annotations").mkdir(parents=True, exist_ok=True)
     for split, records in ds.splits.items():
         seen: set[str] = set()
-        for r in tqdm(records, desc=f"write {split}", unit="img", disable=not progress):
+        for r in bar(records, desc=f"write {split}", unit="img", enabled=progress):
             _check_rel(r.rel, split, seen)
             _place_image(r.path, dst / "images" / split / r.rel, link)
         (dst / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco_dict(ds, split)),

@@ -33,8 +33,8 @@ import cv2
 import numpy as np
 
 from yololab.errors import DataError
+from yololab.data.yolo import label_rows
 from yololab.fileio import write_bytes_atomic
-from yololab.ops.boxes import xyxy_to_xywhn
 
 CLASSES = ["circle", "square", "triangle", "star", "hexagon", "cross", "ring"]
 MIN_VISIBLE = 0.4  # objects with less visible area than this fraction of their full area get no label
@@ -182,10 +182,17 @@ class _Object:
 
 
 def render_image(index: int, seed: int, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draw image number ``index``. Returns (BGR uint8 image, labels (N, 5) [cls, cx, cy, w, h] normalized).
+    """Draw image number ``index``. Returns (BGR uint8 image, labels (N, 5) [cls, cx, cy, w, h] normalized, the
+    values of its label file).
 
     Only ``seed + index`` decides the result, so any process can draw any image.
     """
+    img, rows = _render(index, seed, imgsz)
+    return img, np.array([[float(v) for v in row.split()] for row in rows], np.float64).reshape(-1, 5)
+
+
+def _render(index: int, seed: int, imgsz: int) -> tuple[np.ndarray, list[str]]:
+    """The image and its label rows (:func:`yololab.data.yolo.label_rows`: boxes inside [0, 1] as written)."""
     rng = np.random.default_rng(seed + index)
     s = imgsz
     img = _background(rng, s)
@@ -226,7 +233,7 @@ def render_image(index: int, seed: int, imgsz: int) -> tuple[np.ndarray, np.ndar
 
     # labels: whole-shape boxes of the objects that stay visible enough
     visible = np.bincount(ids.ravel(), minlength=n_obj + 1)
-    labels = []
+    classes, boxes = [], []
     for k, obj in enumerate(objects):
         x1, y1, x2, y2 = obj.box
         # full area of the shape (polygon area, holes subtracted), in pixels
@@ -236,8 +243,9 @@ def render_image(index: int, seed: int, imgsz: int) -> tuple[np.ndarray, np.ndar
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, s), min(y2, s)
         if x2 - x1 < 2 or y2 - y1 < 2:
             continue
-        labels.append([obj.cls, *xyxy_to_xywhn(np.array([x1, y1, x2, y2], np.float64), s, s).tolist()])
-    return img, np.array(labels, np.float32).reshape(-1, 5)
+        classes.append(obj.cls)
+        boxes.append((x1, y1, x2, y2))
+    return img, label_rows(np.array(classes, np.int64), np.array(boxes, np.float64).reshape(-1, 4), s, s)
 
 
 def _polygon_area(p: np.ndarray) -> float:
@@ -253,24 +261,26 @@ def _write_one(job: tuple[int, int, int, str, str]) -> int:
     """Worker: draw one image and write its JPEG and label file. Returns the number of labels."""
     index, seed, imgsz, image_path, label_path = job
     cv2.setNumThreads(1)
-    img, labels = render_image(index, seed, imgsz)
+    img, rows = _render(index, seed, imgsz)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
         raise DataError(f"{image_path}: OpenCV could not encode the image as JPEG")
     write_bytes_atomic(Path(image_path), buf.tobytes())
-    text = "".join(f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in labels)
-    write_bytes_atomic(Path(label_path), text.encode())
-    return len(labels)
+    write_bytes_atomic(Path(label_path), "".join(row + "\n" for row in rows).encode())
+    return len(rows)
 
 
-def _prepare_out_dir(out: Path) -> None:
-    """Refuse a non-empty folder unless an earlier synth run wrote it; then clear only our files."""
+def _prepare_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty folder, and an earlier synth output without ``overwrite``; then clear only our files."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise DataError(f"{out}: folder is not empty and was not written by `yololab data synth` "
                             f"(no {MARKER}); choose an empty or new folder")
+        if not overwrite:
+            raise DataError(f"{out}: holds a dataset of an earlier `yololab data synth`; pass --overwrite to "
+                            f"replace it, or choose another folder")
         # an earlier synth output: remove exactly the files it writes, nothing else
         for split in ("train", "val"):
             for sub, pattern in (("images", "*.jpg"), ("labels", "*.txt")):
@@ -280,21 +290,23 @@ def _prepare_out_dir(out: Path) -> None:
 
 
 def synth_shapes(out: str | Path, train: int = 2000, val: int = 400, imgsz: int = 320, seed: int = 0,
-                 workers: int | None = None, progress: bool = True) -> Path:
+                 workers: int | None = None, progress: bool = True, overwrite: bool = False) -> Path:
     """Write the shapes dataset into ``out`` and return the path of its ``data.yaml``.
 
     Layout: ``out/images/{train,val}/NNNNNN.jpg``, ``out/labels/{train,val}/NNNNNN.txt`` and
-    ``out/data.yaml`` (Ultralytics layout: ``path``, ``train``, ``val``, ``names``).
+    ``out/data.yaml`` (Ultralytics layout: ``train``, ``val``, ``names``; no ``path``, so the dataset can be
+    copied or moved). An earlier synth output in ``out`` is replaced only with ``overwrite``.
     """
-    from tqdm import tqdm
     import yaml
 
-    if train < 0 or val < 0 or train + val == 0:
-        raise DataError(f"--train and --val must be >= 0 and not both 0 (got {train}, {val})")
+    from yololab.progress import progress as progress_bar
+
+    if train < 1 or val < 1:  # a data.yaml needs both splits, each with images
+        raise DataError(f"--train and --val must be at least 1 (got {train}, {val})")
     if imgsz < 32:
         raise DataError(f"--imgsz must be at least 32 pixels (got {imgsz})")
     out = Path(out).absolute()
-    _prepare_out_dir(out)
+    _prepare_out_dir(out, overwrite)
     jobs = []
     for split, start, n in (("train", 0, train), ("val", train, val)):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -309,7 +321,7 @@ def synth_shapes(out: str | Path, train: int = 2000, val: int = 400, imgsz: int 
 
     workers = (os.cpu_count() or 1) if workers is None else max(0, workers)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(jobs), desc="synth shapes", unit="img", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="synth shapes", unit="img", enabled=progress)
     n_labels = 0
     if workers <= 1:
         for job in jobs:
@@ -322,8 +334,7 @@ def synth_shapes(out: str | Path, train: int = 2000, val: int = 400, imgsz: int 
                 bar.update()
     bar.close()
 
-    data = {"path": str(out), "train": "images/train", "val": "images/val",
-            "names": {i: name for i, name in enumerate(CLASSES)}}
+    data = {"train": "images/train", "val": "images/val", "names": {i: name for i, name in enumerate(CLASSES)}}
     yaml_path = out / "data.yaml"
     write_bytes_atomic(yaml_path, ("# yololab synthetic shapes dataset (yololab data synth shapes)\n"
                                     + yaml.safe_dump(data, sort_keys=False)).encode())

@@ -10,6 +10,11 @@ The layout is the one Ultralytics users already have::
 The label of an image is found by replacing the last ``/images/`` component of its path with
 ``/labels/`` and its suffix with ``.txt`` (:func:`image_to_label_path`). ``annotations`` in the yaml
 names COCO json files holding ignore regions (see :mod:`yololab.data.formats`).
+
+Datasets yololab writes travel: their data.yaml has no ``path``, so the root is the yaml's own folder, for
+yololab and for Ultralytics alike (Ultralytics resolves a relative ``path`` such as ``.`` against the current
+directory, not the yaml's), and a copied or moved dataset refers to itself. Their label rows are written by
+:func:`label_rows`, whose boxes read back inside [0, 1] exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from yololab.errors import DataError
@@ -53,6 +59,46 @@ def image_to_label_path(img: Path) -> Path:
             parts[i] = "labels"
             break
     return Path(*parts).with_suffix(".txt")
+
+
+def find_data_yaml(path: str | Path) -> Path:
+    """``path`` itself if it is a file; for a dataset folder, its data.yaml or its only ``*.yaml``."""
+    path = Path(path)
+    if path.is_file() or not path.is_dir():
+        return path
+    if (path / "data.yaml").is_file():
+        return path / "data.yaml"
+    found = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
+    if len(found) != 1:
+        raise DataError(f"{path}: expected a data.yaml (or one *.yaml) in the folder, found "
+                        f"{[p.name for p in found] or 'none'}")
+    return found[0]
+
+
+def label_rows(classes: np.ndarray, boxes: np.ndarray, width: float, height: float) -> list[str]:
+    """YOLO label rows ``cls cx cy w h`` for pixel boxes ``x1 y1 x2 y2`` in a ``width`` x ``height`` image.
+
+    Boxes are clipped to the image and written with up to 6 decimals such that, read back, ``cx -/+ w / 2``
+    and ``cy -/+ h / 2`` lie in [0, 1] exactly (a size rounded up past the border is shrunk by 1e-6), so that
+    ``yololab data check`` has nothing to clip. Boxes without area after that are left out.
+    """
+
+    def text(v: float) -> str:  # 0.35, not 0.350000: the same number, read back
+        return f"{v:.6f}".rstrip("0").rstrip(".")
+
+    b = np.clip(np.asarray(boxes, np.float64).reshape(-1, 4) / [width, height, width, height], 0.0, 1.0)
+    rows = []
+    for c, (x1, y1, x2, y2) in zip(np.asarray(classes).reshape(-1), b):
+        values = []
+        for lo, hi in ((x1, x2), (y1, y2)):
+            centre, size = round((lo + hi) / 2, 6), round(hi - lo, 6)
+            while size > 0 and (centre - size / 2 < 0 or centre + size / 2 > 1):  # as data check reads it
+                size = round(size - 1e-6, 6)
+            values.append((centre, size))
+        (cx, w), (cy, h) = values
+        if w > 0 and h > 0:
+            rows.append(f"{int(c)} {text(cx)} {text(cy)} {text(w)} {text(h)}")
+    return rows
 
 
 def _find_images(folder: Path) -> list[Path]:
@@ -127,7 +173,8 @@ def _resolve_split(value, root: Path, where: str, key: str) -> list[Path]:
 
 
 def load_data_yaml(path: str | Path) -> DataConfig:
-    """Read an Ultralytics-style data.yaml and resolve every split to its image files.
+    """Read an Ultralytics-style data.yaml (or the dataset folder holding it) and resolve every split to its
+    image files.
 
     Keys: ``path`` (dataset root; relative to the yaml's folder; default that folder), ``train``,
     ``val``, optional ``test`` (each a folder searched recursively, a .txt list of images relative
@@ -135,7 +182,7 @@ def load_data_yaml(path: str | Path) -> DataConfig:
     and optional ``annotations`` (``{split: coco.json}``, see the module docstring).
     Image files listed in a .txt that do not exist are kept: ``yololab data check`` reports them.
     """
-    path = Path(path)
+    path = find_data_yaml(path)
     where = str(path)
     if not path.is_file():
         raise DataError(f"{where}: data yaml does not exist")

@@ -7,9 +7,9 @@ only at the top: each command imports what it runs (see yololab/_cli_group.py).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from yololab._cli_group import FORMATTER, add_group, positive_int
+from yololab._cli_group import (FORMATTER, UsageError, add_group, add_overwrite, input_file, output_dir,
+                                output_file, positive_int, refuse_to_replace)
 
 DIAGRAM_FORMATS = ("png", "svg", "mmd", "drawio")  # yololab.analysis.diagrams.FORMATS (a test keeps them equal)
 # yololab.analysis.blocks.BLOCKS (a test keeps them equal)
@@ -48,9 +48,10 @@ def register(subparsers) -> None:
                     "a plot of mAP against GFLOPs and parameters (OUT-accuracy.png/.svg). Rerunning on an "
                     "existing .md rewrites only its generated regions: text written around them is kept.",
         formatter_class=FORMATTER)
-    p.add_argument("--out", default="runs/models/architectures.csv",
-                   help="CSV file to write; the .md goes beside it (`make diagrams` writes docs/architectures.csv)")
+    p.add_argument("--out", type=output_file(".csv"), default="runs/models/architectures.csv",
+                   help="CSV file to write; the .md goes beside it (`make docs` writes docs/architectures.csv)")
     p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels for the GFLOPs")
+    add_overwrite(p, "the CSV and Markdown files and the accuracy plot")
     p.set_defaults(func=_compare)
 
     p = commands.add_parser(
@@ -67,14 +68,15 @@ def register(subparsers) -> None:
                         "(any block of a zoo model by its index in `yololab models summary MODEL`)")
     p.add_argument("--side-by-side", action="append", default=[], metavar="BLOCK,BLOCK[,...]",
                    help="also draw these blocks next to each other in OUT/BLOCK-BLOCK.{png,svg} (repeatable)")
-    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+    p.add_argument("--out", type=output_dir, required=True,
                    help="folder to write the diagrams into (created if needed)")
     p.add_argument("--imgsz", type=positive_int, default=640, help="square input size in pixels")
-    p.add_argument("--formats", default=",".join(DIAGRAM_FORMATS),
+    p.add_argument("--formats", type=_formats, default=",".join(DIAGRAM_FORMATS),
                    help="comma-separated subset of " + ",".join(DIAGRAM_FORMATS))
     p.add_argument("--dpi", type=positive_int, default=150, help="resolution of the PNG")
     p.add_argument("--generations", action="store_true",
                    help="also draw all NAMEs side by side in OUT/generations.{png,svg}")
+    add_overwrite(p, "diagram files")
     p.set_defaults(func=_diagram)
 
     p = commands.add_parser(
@@ -84,8 +86,10 @@ def register(subparsers) -> None:
                     "optimised with the DFL loss for a sharp and an ambiguous edge, their expectation computed by "
                     "yololab.nn.blocks.DFL. Writes OUT/IDEA.{png,svg}.", formatter_class=FORMATTER)
     p.add_argument("idea", choices=EXPLAIN_IDEAS, help="what to draw")
-    p.add_argument("--out", default="runs/models/explain", help="folder to write the figure into (created if needed)")
+    p.add_argument("--out", type=output_dir, default="runs/models/explain",
+                   help="folder to write the figure into (created if needed)")
     p.add_argument("--dpi", type=positive_int, default=150, help="resolution of the PNG")
+    add_overwrite(p, "the figure")
     p.set_defaults(func=_explain)
 
     p = commands.add_parser(
@@ -96,15 +100,25 @@ def register(subparsers) -> None:
                     "command read. Reference .pt files are read without their packages and without running any "
                     "code in them. The model is guessed from the file (yaml name, or the size of a .weights "
                     "file) unless --model is given.", formatter_class=FORMATTER)
-    p.add_argument("src", help="weights file to convert")
-    p.add_argument("dst", help="yololab checkpoint to write (written atomically; never replaces SRC)")
+    p.add_argument("src", type=input_file, help="weights file to convert")
+    p.add_argument("dst", type=output_file(), help="yololab checkpoint to write (written atomically; never replaces SRC)")
     p.add_argument("--model", default=None,
-                   help="zoo model name (see `yololab models list`); None: guessed from the file")
+                   help="zoo model name (see `yololab models list`); default: guessed from the file")
     p.add_argument("--num-classes", type=positive_int, default=None,
-                   help="class count of the model to build; None: the file's (a different count keeps the "
+                   help="class count of the model to build; default: the file's (a different count keeps the "
                         "class outputs at init)")
-    p.add_argument("--force", action="store_true", help="replace DST if it exists")
+    p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true", help="replace DST if already there")
     p.set_defaults(func=_convert_weights)
+
+
+def _formats(text: str) -> list[str]:
+    """argparse type: ``"png,svg"`` -> ``["png", "svg"]``, each one of DIAGRAM_FORMATS."""
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in DIAGRAM_FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(bad) or '(none)'} in {text!r}; "
+                                         f"choose a comma-separated subset of {','.join(DIAGRAM_FORMATS)}")
+    return formats
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -126,10 +140,13 @@ def _compare(args: argparse.Namespace) -> int:
                                           write_compare, zoo_rows)
     from yololab.study.sota import load_sota_table, packaged_table, zoo_accuracy
 
+    plot = accuracy_plot_path(args.out)
+    refuse_to_replace([args.out, args.out.with_suffix(".md")]
+                      + ([plot, plot.with_suffix(".svg")] if args.imgsz == ACCURACY_IMGSZ else []), args.overwrite)
     table = packaged_table()
     rows = zoo_rows(args.imgsz)
     accuracy = zoo_accuracy(load_sota_table(table), [r.name for r in rows], table)
-    csv_path, md_path = write_compare(rows, Path(args.out), accuracy, table)
+    csv_path, md_path = write_compare(rows, args.out, accuracy, table)
     print(compare_markdown(compare_records(rows, accuracy)))
     print(f"wrote {csv_path} and {md_path}")
     if args.imgsz == ACCURACY_IMGSZ:
@@ -142,25 +159,24 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _diagram(args: argparse.Namespace) -> int:
-    from yololab.analysis.diagrams import block_groups, parse_formats, write_block_diagrams, write_diagrams
-    from yololab.errors import YololabError
-    from yololab.models import model_info
+    from yololab.analysis.diagrams import block_diagram_paths, diagram_paths, write_block_diagrams, write_diagrams
+    from yololab.models.registry import resolve_name
 
     if not (args.names or args.block or args.side_by_side):
-        raise YololabError("nothing to draw: give model NAME(s), --block BLOCK or --side-by-side BLOCK,BLOCK")
-    parse_formats(args.formats)  # everything is checked before the first file is written
-    block_groups(args.block, args.side_by_side)
+        raise UsageError("nothing to draw: give model NAME(s), --block BLOCK or --side-by-side BLOCK,BLOCK")
     from yololab.classify.registry import CLASSIFIERS
 
-    for name in args.names:
-        if name not in CLASSIFIERS:  # the ResNets draw too
-            model_info(name)  # an unknown model: an error naming the valid ones
+    # everything is checked before the first file is written; the ResNets draw too
+    names = [n if n in CLASSIFIERS else resolve_name(n) for n in args.names]
+    refuse_to_replace(diagram_paths(names, args.out, args.formats, args.generations)
+                      + block_diagram_paths(args.block, args.out, args.formats, args.side_by_side), args.overwrite)
+    formats = ",".join(args.formats)
     written = []
-    if args.names:
-        written += write_diagrams(args.names, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
+    if names:
+        written += write_diagrams(names, args.out, formats, imgsz=args.imgsz, dpi=args.dpi,
                                   generations=args.generations)
     if args.block or args.side_by_side:
-        written += write_block_diagrams(args.block, Path(args.out), args.formats, imgsz=args.imgsz, dpi=args.dpi,
+        written += write_block_diagrams(args.block, args.out, formats, imgsz=args.imgsz, dpi=args.dpi,
                                         side_by_side=args.side_by_side)
     for path in written:
         print(f"wrote {path}")
@@ -170,16 +186,20 @@ def _diagram(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from yololab.analysis.explain import write_explain
 
-    for path in write_explain(args.idea, Path(args.out), dpi=args.dpi):
+    refuse_to_replace([args.out / f"{args.idea}.{f}" for f in ("png", "svg")], args.overwrite)
+    for path in write_explain(args.idea, args.out, dpi=args.dpi):
         print(f"wrote {path}")
     return 0
 
 
 def _convert_weights(args: argparse.Namespace) -> int:
     from yololab.checkpoint.convert import convert_weights
+    from yololab.models.registry import resolve_name
 
-    model, fmt = convert_weights(args.src, args.dst, model=args.model, num_classes=args.num_classes,
-                                 force=args.force)
+    name = resolve_name(args.model) if args.model else None
+    refuse_to_replace([args.dst], args.overwrite)
+    model, fmt = convert_weights(args.src, args.dst, model=name, num_classes=args.num_classes,
+                                 overwrite=args.overwrite)
     n = sum(p.numel() for p in model.parameters())
     style = (model.meta.extra or {}).get("style")
     print(f"wrote {args.dst}: yololab checkpoint of {model.meta.name} (num_classes={model.meta.num_classes}"

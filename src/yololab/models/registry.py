@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -45,11 +46,34 @@ def list_models() -> list[str]:
     return list(MODEL_NAMES)
 
 
-def _check_name(name: str) -> None:
-    if name not in MODEL_NAMES:
-        close = difflib.get_close_matches(name, MODEL_NAMES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise YololabError(f"unknown model {name!r}.{hint} Valid names: {', '.join(MODEL_NAMES)}")
+# version -> the family's names, for suggestions that follow the family ("yolov9" -> the families there are)
+FAMILIES = {"3": ["yolov3", "yolov3-tiny"], **{v: [f"yolo{'v' if v != '11' else ''}{v}{s}" for s in "nsmlx"]
+                                               for v in ("5", "8", "11")}}
+
+
+def resolve_name(name: str) -> str:
+    """The zoo name for ``name``, ignoring case and surrounding spaces (``"YOLOv8n"`` -> ``"yolov8n"``).
+
+    An unknown name is a :class:`YololabError` whose suggestion follows the family: ``yolov8`` or ``yolo8x6``
+    get the YOLOv8 names, ``yolov9`` (a family the zoo lacks) the list of families; only a name that is no
+    YOLO name at all falls back to the closest spelling.
+    """
+    key = str(name).strip().lower()
+    if key in _ENTRIES:
+        return key
+    families = "; ".join(f"YOLO{'v' if v != '11' else ''}{v}: {', '.join(names)}" for v, names in FAMILIES.items())
+    m = re.fullmatch(r"yolo[-_ ]?v?(\d+)(.*)", key)
+    if m and m.group(1) in FAMILIES:
+        names = FAMILIES[m.group(1)]
+        best = difflib.get_close_matches(key, names, n=1, cutoff=0.0)
+        hint = f"did you mean {best[0]!r}? The family has {', '.join(names)}" if m.group(2) else \
+            f"add a scale: {', '.join(names)}"
+    elif m:
+        hint = f"the zoo has no YOLO version {m.group(1)}; its families are {families}"
+    else:
+        close = difflib.get_close_matches(key, MODEL_NAMES, n=1, cutoff=0.75)
+        hint = (f"did you mean {close[0]!r}? The" if close else "the") + f" zoo's families are {families}"
+    raise YololabError(f"unknown model {name!r}; {hint} (see `yololab models list`)")
 
 
 def build(name: str, num_classes: int = 80, **kwargs) -> Detector:
@@ -58,7 +82,7 @@ def build(name: str, num_classes: int = 80, **kwargs) -> Detector:
     ``kwargs`` go to the family builder (e.g. ``style="yolov5"`` for yolov3) and are checked against its
     signature before anything is built.
     """
-    _check_name(name)
+    name = resolve_name(name)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise YololabError(f"num_classes must be a positive integer, got {num_classes!r}")
     builder = _builder(name)
@@ -73,7 +97,7 @@ def model_info(name: str) -> dict:
     """The metadata of a zoo model (builds it on the meta device: no memory, no weights initialized)."""
     import torch
 
-    _check_name(name)
+    name = resolve_name(name)
     with torch.device("meta"):
         model = _builder(name)()
     info = model.meta.to_dict()

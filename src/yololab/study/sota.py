@@ -66,6 +66,8 @@ SPEED_UNITS = ("ms", "FPS")
 TTA_VALUES = ("yes", "no", "unstated")
 REFUSED_HOSTS = ("paperswithcode.com",)  # aggregators, not sources
 PACKAGED_TABLE = "sota_table.csv"  # shipped inside this package: see packaged_table()
+PACKAGED_NAME = "yololab/study/sota_table.csv"  # how figures name it (the same in a checkout and an install)
+LABEL_FONT, NOTE_FONT = 7.5, 9.0  # point sizes of the model names on the plots and of the notes under them
 
 
 def packaged_table() -> Path:
@@ -514,48 +516,100 @@ def family_colors(rows: list[SotaRow]) -> dict[str, str]:
     return colors
 
 
-def _place_labels(ax, labels: list[tuple[float, float, str, str, bool]], fontsize: float = 6.5):
-    """Annotate points with names, nudging labels vertically so that they do not overlap.
+def _text_size_pt(text: str, fontsize: float, bold: bool) -> tuple[float, float]:
+    """Width and height in points of one line of text, measured from the font (no renderer needed)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
 
-    ``labels`` holds (x, y, text, colour, bold) in data coordinates. Labels are placed top to bottom;
-    each one starts just right of its point and moves down (then up) until it overlaps no label
-    already placed. A moved label gets a thin leader line to its point.
+    w, h, _ = TextToPath().get_text_width_height_descent(
+        text, FontProperties(size=fontsize, weight="bold" if bold else "normal"), ismath=False)
+    return w, fontsize * 1.2
+
+
+# where a label may go, relative to its point (points): (dx, dy, ha, va), the nearest first
+_SPOTS = [(5, 0, "left", "center"), (4, 4, "left", "bottom"), (4, -4, "left", "top"), (-5, 0, "right", "center"),
+          (-4, 4, "right", "bottom"), (-4, -4, "right", "top"), (0, 6, "center", "bottom"), (0, -6, "center", "top")]
+
+
+def _place_labels(ax, labels: list[tuple[float, float, str, str, bool]], markers: list[tuple[float, float]],
+                  fontsize: float = LABEL_FONT):
+    """Annotate points with names, each where it covers no other label, no marker and stays inside the axes.
+
+    ``labels`` holds (x, y, text, colour, bold) and ``markers`` every point drawn, in data coordinates. YOLO
+    labels are placed first, then from the top down. Each label takes the first free spot around its point
+    (:data:`_SPOTS`), else the nearest free spot further up or down, reached by a thin leader line; if none is
+    free, the spot that covers least. The lines already drawn count too, at a third of the weight: a label may
+    cross a line where nothing else is free.
     """
-    fig = ax.figure
+    import numpy as np
+
     ax.autoscale_view()
-    px_per_pt = fig.dpi / 72.0
-    char_w, line_h = 0.58 * fontsize * px_per_pt, 1.25 * fontsize * px_per_pt
-    placed: list[tuple[float, float, float, float]] = []  # x0, y0, x1, y1 in display pixels
+    to_pt = 72.0 / ax.figure.dpi
+    x0a, y0a, x1a, y1a = (v * to_pt for v in ax.bbox.extents)
+    r = 4.0  # half the side of a marker, points
+    blocked = [(px * to_pt - r, py * to_pt - r, px * to_pt + r, py * to_pt + r, 1.0)
+               for px, py in (ax.transData.transform(m) for m in markers)]
+    for line in ax.get_lines():  # sampled every 3 points along each line, as small obstacles
+        xy = line.get_xydata()
+        if line.get_drawstyle() == "steps-post" and len(xy) > 1:
+            xy = np.insert(xy, range(1, len(xy)), np.c_[xy[1:, 0], xy[:-1, 1]], axis=0)
+        pts = ax.transData.transform(xy) * to_pt
+        for a, b in zip(pts[:-1], pts[1:]):
+            n = max(1, int(np.hypot(*(b - a)) / 3))
+            blocked += [(x - 1, y - 1, x + 1, y + 1, 1 / 3) for x, y in np.linspace(a, b, n + 1)]
 
-    def free(x0, y0, x1, y1):
-        return all(x1 <= a0 or x0 >= a1 or y1 <= b0 or y0 >= b1 for a0, b0, a1, b1 in placed)
+    def cost(box) -> float:
+        bx0, by0, bx1, by1 = box
+        outside = max(0, x0a - bx0) + max(0, bx1 - x1a) + max(0, y0a - by0) + max(0, by1 - y1a)
+        overlap = sum(weight * max(0, min(bx1, c1) - max(bx0, c0)) * max(0, min(by1, d1) - max(by0, d0))
+                      for c0, d0, c1, d1, weight in blocked)
+        return overlap + 100 * outside
 
-    items = []
-    for x, y, text, color, bold in labels:
-        px, py = ax.transData.transform((x, y))
-        items.append((py, px, x, y, text, color, bold))
-    for py, px, x, y, text, color, bold in sorted(items, key=lambda t: -t[0]):
-        w = char_w * len(text) * (1.08 if bold else 1.0)
-        x0 = px + 4 * px_per_pt
-        y0 = py + 2 * px_per_pt
-        shift = 0.0
-        for step in range(1, 40):
-            if free(x0, y0 + shift, x0 + w, y0 + shift + line_h):
+    order = sorted(labels, key=lambda lab: (not lab[4], -lab[1]))
+    for x, y, text, color, bold in order:
+        px, py = (v * to_pt for v in ax.transData.transform((x, y)))
+        w, h = _text_size_pt(text, fontsize, bold)
+        spots = list(_SPOTS) + [(dx, k * sign * h * 0.8, ha, "center") for k in range(2, 14) for sign in (1, -1)
+                                for dx, ha in ((6, "left"), (-6, "right"))]
+        best = None
+        for dx, dy, ha, va in spots:
+            left = px + dx - (w if ha == "right" else w / 2 if ha == "center" else 0)
+            bottom = py + dy - (h if va == "top" else h / 2 if va == "center" else 0)
+            box = (left, bottom, left + w, bottom + h)
+            c = cost(box)
+            if best is None or c < best[0]:
+                best = (c, box, dx, dy, ha, va)
+            if c == 0:
                 break
-            shift = -step * line_h * 0.5 if step % 2 else step * line_h * 0.25
-        else:
-            shift = 0.0
-        placed.append((x0, y0 + shift, x0 + w, y0 + shift + line_h))
-        dy_pt = (2 * px_per_pt + shift) / px_per_pt
-        moved = abs(shift) > line_h * 0.6
-        ax.annotate(text, (x, y), xytext=(4, dy_pt), textcoords="offset points", fontsize=fontsize, color=color,
-                    fontweight="bold" if bold else "normal", va="bottom", zorder=5,
-                    arrowprops=dict(arrowstyle="-", color=color, lw=0.4, alpha=0.7) if moved else None)
+        _, box, dx, dy, ha, va = best
+        blocked.append((*box, 1.0))
+        far = abs(dy) > h
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color=color,
+                    fontweight="bold" if bold else "normal", ha=ha, va=va, zorder=5,
+                    arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.7, shrinkA=0, shrinkB=3)
+                    if far else None)
+
+
+def _log_axis(ax, lo: float, hi: float) -> None:
+    """A log x axis labelled with plain numbers that never collide: 1-2-5 steps on a short axis, decades on a
+    long one, the other ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    span = math.log10(hi / lo) if hi > lo else 1.0
+    ax.set_xlim(lo / 10 ** (0.06 * span + 0.05), hi * 10 ** (0.30 * span + 0.1))
+    decades = math.log10(ax.get_xlim()[1] / ax.get_xlim()[0])
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=tuple(range(1, 10))))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _draw_panel(ax, points: list[tuple[float, float, SotaRow]], xlabel: str, log_x: bool, colors: dict[str, str],
-                connect: bool = True, right_pad: float = 0.30):
-    """Draw one accuracy-vs-cost panel: one line per model family, YOLO highlighted, Pareto front.
+                connect: bool = True, best_so_far: bool = False, right_pad: float = 0.30):
+    """Draw one accuracy-vs-cost panel: one line per model family, YOLO highlighted, and the front (the best
+    accuracy at or below each cost: the Pareto front; with ``best_so_far``, on a date axis, drawn on to the last
+    date, since the best stays the best until beaten).
 
     Returns the labels to place with :func:`_place_labels` once the figure layout is final.
     """
@@ -576,27 +630,23 @@ def _draw_panel(ax, points: list[tuple[float, float, SotaRow]], xlabel: str, log
         # label the family once, at its most accurate point; a single point gets its full model name
         top = max(pts, key=lambda p: p[1])
         labels.append((top[0], top[1], fam if len(pts) > 1 else top[2].model, color, is_yolo))
-    front = pareto_front([(p[0], p[1]) for p in points])
-    if len(front) > 1:
-        ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", ls="--", color="black",
-                lw=0.9, alpha=0.7, zorder=1)
     # x limits with room on the right for the labels
     lo, hi = min(p[0] for p in points), max(p[0] for p in points)
     if log_x:
-        from matplotlib.ticker import FuncFormatter
-
-        ax.set_xscale("log")
-        span = math.log10(hi / lo) if hi > lo else 1.0
-        ax.set_xlim(lo / 10 ** (0.06 * span + 0.05), hi * 10 ** (0.30 * span + 0.1))
-        # plain numbers (3, 10, 300) instead of 3x10^0; minor ticks labelled only on a short axis
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if span < 1.2 else ""))
+        _log_axis(ax, lo, hi)
     else:
         span = (hi - lo) or max(hi, 1.0)
-        ax.set_xlim(max(0.0, lo - 0.06 * span), hi + right_pad * span)
+        ax.set_xlim(max(0.0, lo - 0.06 * span) if lo >= 0 else lo - 0.06 * span, hi + right_pad * span)
+    front = pareto_front([(p[0], p[1]) for p in points])
+    if best_so_far and front[-1][0] < hi:
+        front.append((hi, front[-1][1]))
+    if len(front) > 1:
+        ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", ls="--", color="black",
+                lw=0.9, alpha=0.7, zorder=1)
     ax.margins(y=0.06)
     ax.set_xlabel(xlabel)
-    ax.grid(True, which="both", alpha=0.25)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.12)
     return labels
 
 
@@ -636,22 +686,24 @@ def _save(fig, out_dir: Path, stem: str, formats: list[str]) -> list[Path]:
 
 
 def plot_task(rows: list[SotaRow], task: str, out_dir: str | os.PathLike, ours: list[OursRow] | None = None,
-              formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+              formats: tuple[str, ...] = ("png", "svg"), source: str = PACKAGED_NAME) -> list[Path]:
     """Accuracy vs parameters and accuracy vs latency for one task; returns the written files.
 
     Three panels share the accuracy axis, which holds one protocol (the task's most common
     dataset/split/metric): accuracy vs parameters, vs latency, and vs publication date. The latency
     panel holds one comparable (hardware, precision, batch) group, the largest. Everything left off
-    a panel is listed in the figure text, so nothing disappears silently.
+    a panel is listed in the figure text, so nothing disappears silently. ``source`` names the table in the
+    title.
     """
     import matplotlib
 
-    # stable SVG ids between runs, and text kept as text (searchable, smaller files)
-    with matplotlib.rc_context({"svg.hashsalt": "yololab-sota", "svg.fonttype": "none"}):
-        return _plot_task(rows, task, Path(out_dir), ours, formats)
+    # stable SVG ids between runs, text kept as text (searchable, smaller files), and matplotlib's own font size
+    # whatever another library set globally (yolov5 sets 11), so the layout and the committed figures are stable
+    with matplotlib.rc_context({"svg.hashsalt": "yololab-sota", "svg.fonttype": "none", "font.size": 10}):
+        return _plot_task(rows, task, Path(out_dir), ours, formats, source)
 
 
-def _plot_task(rows, task, out_dir: Path, ours, formats) -> list[Path]:
+def _plot_task(rows, task, out_dir: Path, ours, formats, source: str) -> list[Path]:
     from matplotlib.figure import Figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -669,22 +721,21 @@ def _plot_task(rows, task, out_dir: Path, ours, formats) -> list[Path]:
 
     fig = Figure(figsize=(20, 7.6))
     ax_p, ax_s, ax_t = fig.subplots(1, 3)
-    fig.suptitle(f"State of the art, {task}: {ylabel} (every point is a sourced row of the SOTA table)",
-                 fontsize=11)
+    fig.suptitle(f"State of the art, {task}: {ylabel} (every point is a sourced row of {source})", fontsize=12)
     notes: list[str] = []
-    pending = []  # (axes, labels) placed after the layout is fixed
+    pending = []  # (axes, labels, markers) placed after the layout is fixed
 
     # --- accuracy vs parameters
     pts = [(r.params_M, r.value, r) for r in on_axis if r.params_M is not None]
     ours_p = [(o.params_M, o.value, o) for o in ours if o.params_M is not None]
     if pts:
         labels = _draw_panel(ax_p, pts, "parameters (millions, log scale)", log_x=True, colors=colors)
-        pending.append((ax_p, labels + _draw_ours(ax_p, ours_p)))
+        pending.append((ax_p, labels + _draw_ours(ax_p, ours_p), pts + ours_p))
         _legend(ax_p, bool(ours_p))
     else:
         ax_p.text(0.5, 0.5, "no row gives a parameter count", ha="center", transform=ax_p.transAxes)
     ax_p.set_ylabel(ylabel)
-    ax_p.set_title(f"accuracy vs parameters ({len(pts)} rows)", fontsize=9)
+    ax_p.set_title(f"accuracy vs parameters ({len(pts)} rows)", fontsize=10)
     no_params = [r for r in on_axis if r.params_M is None]
     if no_params:
         notes.append(f"No parameter count in the source ({len(no_params)}): {_names(no_params, 8)}.")
@@ -698,9 +749,9 @@ def _plot_task(rows, task, out_dir: Path, ours, formats) -> list[Path]:
         labels = _draw_panel(ax_s, spts, f"latency per image (ms)\n{key[0]}, {key[1]}, {key[2]}",
                              log_x=max(lat) / min(lat) > 20, colors=colors)
         ours_s = [(o.latency_ms, o.value, o) for o in ours if o.speed_group == key and o.latency_ms is not None]
-        pending.append((ax_s, labels + _draw_ours(ax_s, ours_s)))
+        pending.append((ax_s, labels + _draw_ours(ax_s, ours_s), spts + ours_s))
         _legend(ax_s, bool(ours_s))
-        ax_s.set_title(f"accuracy vs latency ({len(spts)} comparable rows)", fontsize=9)
+        ax_s.set_title(f"accuracy vs latency ({len(spts)} comparable rows)", fontsize=10)
         if any(r.speed_unit == "FPS" for r in chosen):
             notes.append("Latency of rows given in FPS at batch 1 is drawn as 1000/FPS.")
         for other, rs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
@@ -715,15 +766,15 @@ def _plot_task(rows, task, out_dir: Path, ours, formats) -> list[Path]:
                              f"({', '.join(o.speed_group or ())}).")
     else:
         ax_s.text(0.5, 0.5, "no row gives a speed", ha="center", transform=ax_s.transAxes)
-        ax_s.set_title("accuracy vs latency", fontsize=9)
+        ax_s.set_title("accuracy vs latency", fontsize=10)
     ax_s.set_ylabel(ylabel)
 
     # --- accuracy vs publication date: every row has one, so the leaders without size or speed show here
     tpts = [(r.year, r.value, r) for r in on_axis]
     pending.append((ax_t, _draw_panel(ax_t, tpts, "publication date of the source", log_x=False, colors=colors,
-                                      connect=False, right_pad=0.42)))
+                                      connect=False, best_so_far=True, right_pad=0.42), tpts))
     ax_t.set_ylabel(ylabel)
-    ax_t.set_title(f"accuracy over time ({len(tpts)} rows; dashed: best so far)", fontsize=9)
+    ax_t.set_title(f"accuracy over time ({len(tpts)} rows; dashed: best so far)", fontsize=10)
     no_speed = [r for r in on_axis if r.speed is None]
     if no_speed:
         notes.append(f"No speed in the source ({len(no_speed)}): {_names(no_speed, 6)}.")
@@ -731,14 +782,20 @@ def _plot_task(rows, task, out_dir: Path, ours, formats) -> list[Path]:
         rs = [r for r in off_protocol if r.protocol == proto]
         notes.append(f"Left off both axes, other protocol ({' / '.join(proto)}; {len(rs)}): {_names(rs, 6)}.")
 
+    # the left-off list under the axes, as readable as the axis labels; the figure grows to hold it
     wrapped = []
     for n in notes:
-        wrapped.extend(textwrap.wrap(n, 250, subsequent_indent="    "))
-    bottom = 0.12 + 0.0152 * len(wrapped)  # room under the axes for the left-off list
-    fig.subplots_adjust(left=0.04, right=0.995, top=0.90, bottom=bottom, wspace=0.14)
-    fig.text(0.01, bottom - 0.095, "\n".join(wrapped), fontsize=6.6, va="top", ha="left", family="monospace")
-    for ax, labels in pending:
-        _place_labels(ax, labels)
+        wrapped.extend(textwrap.wrap(n, 230, subsequent_indent="    "))
+    top_in, axes_in, below_in = 0.8, 5.4, 0.9  # titles, axes, tick labels and the two-line x label
+    notes_in = 0.25 + len(wrapped) * NOTE_FONT * 1.35 / 72
+    height = top_in + axes_in + below_in + notes_in
+    fig.set_size_inches(20, height)
+    fig.subplots_adjust(left=0.04, right=0.995, top=1 - top_in / height, bottom=(below_in + notes_in) / height,
+                        wspace=0.14)
+    fig.text(0.01, (notes_in - 0.1) / height, "\n".join(wrapped), fontsize=NOTE_FONT, va="top", ha="left",
+             linespacing=1.35)
+    for ax, labels, points in pending:
+        _place_labels(ax, labels, [(p[0], p[1]) for p in points])
     return _save(fig, out_dir, f"sota_{task}", list(formats))
 
 

@@ -1,0 +1,215 @@
+"""Every command in careless hands: a bad invocation prints exactly one `error: ...` line on stderr, nothing on
+stdout, exits with 2, writes no file, and warns nothing on the way.
+
+The table holds one list of rows per command group, ``(argv, text the error line must contain)``. A group that
+is added to ``yololab.cli.GROUPS`` must add its list here, with a row for each of its commands (two tests
+enforce both). In ``argv``, ``{name}`` stands for a place of the test folder built by :func:`places`:
+
+    {tmp}     the test folder (also the current directory: default outputs land in it, and would be seen)
+    {file}    a text file          {empty}  an empty folder     {full}  a folder holding a user's file
+    {coco8}   ../shared/data/coco8/coco8.yaml (read only)        {coco8_dir}  its folder
+    {old_*}   outputs of an earlier run that must not be replaced without --overwrite
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, shared_data
+from yololab import cli
+
+BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
+    "models": [
+        (["models", "list", "--imgsz", "0"], "argument --imgsz: expected a positive integer, got 0"),
+        (["models", "summary", "yolov9"], "unknown model 'yolov9'; the zoo has no YOLO version 9"),
+        (["models", "summary", "yolov8n", "--imgsz", "-3"], "expected a positive integer, got -3"),
+        (["models", "summary"], "the following arguments are required: NAME"),
+        (["models", "compare", "--out", "{empty}"], "is a folder, expected a file name"),
+        (["models", "compare", "--out", "{tmp}/table.txt"], "expected a file name ending in .csv"),
+        (["models", "compare", "--out", "{old_csv}"], "old.csv exists (and 1 more of the outputs); pass --overwrite"),
+        (["models", "diagram", "yolov8n", "--out", "{tmp}/d", "--dpi", "0"], "argument --dpi: expected a positive"),
+        (["models", "diagram", "yolov8n", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["models", "diagram", "yolov8n", "--out", "{file}/sub"], "is a file, so no folder can be made there"),
+        (["models", "diagram", "yolov8n", "--out", "{tmp}/d", "--formats", "gif"], "unknown format(s) gif"),
+        (["models", "diagram", "YOLOv9", "--out", "{tmp}/d"], "unknown model 'YOLOv9'"),
+        (["models", "diagram", "yolov8n", "--out", "{old_diagrams}"], "yolov8n.png exists; pass --overwrite"),
+        (["models", "diagram", "--block", "C4", "--out", "{tmp}/d"], "--block 'C4': expected one of"),
+        (["models", "diagram", "--side-by-side", "C3", "--out", "{tmp}/d"], "expected at least two comma-separated"),
+        (["models", "diagram", "--out", "{tmp}/d"], "nothing to draw"),
+        (["models", "diagram", "--block", "SPPF", "--out", "{old_diagrams}"], "SPPF.svg exists; pass --overwrite"),
+        (["models", "explain", "dfl", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["models", "explain", "gfl"], "invalid choice: 'gfl'"),
+        (["models", "explain", "dfl", "--dpi", "0"], "argument --dpi: expected a positive integer, got 0"),
+        (["models", "explain", "dfl", "--out", "{old_diagrams}"], "dfl.png exists (and 1 more"),
+        (["models", "convert-weights", "{file}", "{empty}", "--force"], "is a folder, expected a file name"),
+        (["models", "convert-weights", "{tmp}/missing.pt", "{tmp}/out.pt"], "missing.pt does not exist"),
+        (["models", "convert-weights", "{file}", "{tmp}/out.pt"], "not a weights file this tool knows"),
+        (["models", "convert-weights", "{file}", "{tmp}/out.pt", "--num-classes", "0"], "expected a positive integer"),
+        (["models", "convert-weights", "{file}", "{tmp}/out.pt", "--model", "yolov9"], "unknown model 'yolov9'"),
+        (["models", "convert-weights", "{file}", "{old_pt}"], "old.pt exists; pass --overwrite"),
+    ],
+    "data": [
+        (["data", "check", "{coco8}", "--workers", "-3"], "argument --workers: expected a positive integer, got -3"),
+        (["data", "check", "{coco8}", "--json", "{empty}"], "is a folder, expected a file name"),
+        (["data", "check", "{coco8}", "--plot", "{tmp}/out.txt"], "expected a file name ending in .png, .svg, .pdf"),
+        (["data", "check", "{coco8}", "--cache-dir", "{file}"], "exists and is a file, expected a folder"),
+        (["data", "check", "{coco8}", "--json", "{old_json}"], "old.json exists; pass --overwrite"),
+        (["data", "check", "{tmp}/missing.yaml"], "missing.yaml does not exist"),
+        (["data", "check", "{empty}"], "expected a data.yaml (or one *.yaml) in the folder, found none"),
+        (["data", "check", "{file}"], "expected a mapping with keys path/train/val/names"),
+        (["data", "preview", "{coco8}", "--out", "{tmp}/p.png", "--imgsz", "0"], "argument --imgsz: expected a"),
+        (["data", "preview", "{coco8}", "--out", "{tmp}/p.png", "--tile", "0"], "argument --tile: expected a"),
+        (["data", "preview", "{coco8}", "--out", "{tmp}/p.gif"], "expected a file name ending in .png, .jpg"),
+        (["data", "preview", "{coco8}", "--out", "{old_png}"], "old.png exists; pass --overwrite"),
+        (["data", "preview", "{coco8}", "--out", "{tmp}/p.png", "--split", "test"], "no split 'test'"),
+        (["data", "convert", "{coco8}", "{tmp}/out", "--from", "yolo", "--to", "yolo", "--names", "person,dgo"],
+         "--names: 'dgo' (did you mean 'dog'?) not in the source"),
+        (["data", "convert", "{coco8}", "{tmp}/out", "--from", "yolo", "--to", "yolo", "--names-map", "{tmp}/no.yaml"],
+         "no.yaml does not exist"),
+        (["data", "convert", "{tmp}/missing", "{tmp}/out", "--from", "yolo", "--to", "coco"], "missing does not exist"),
+        (["data", "convert", "{coco8_dir}", "{file}", "--from", "yolo", "--to", "coco"], "is a file, expected a folder"),
+        (["data", "convert", "{coco8_dir}", "{full}", "--from", "yolo", "--to", "coco"], "pass --overwrite"),
+        (["data", "convert", "{coco8_dir}", "{tmp}/out", "--from", "yolo", "--to", "voc"], "invalid choice: 'voc'"),
+        (["data", "synth", "shapes", "--out", "{tmp}/s", "--val", "0"], "argument --val: expected a positive integer"),
+        (["data", "synth", "shapes", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["data", "synth", "shapes", "--out", "{tmp}/s", "--imgsz", "16"], "--imgsz must be at least 32 pixels"),
+        (["data", "synth", "shapes", "--out", "{full}"], "folder is not empty and was not written by"),
+        (["data", "synth", "shapes", "--out", "{old_synth}"], "earlier `yololab data synth`; pass --overwrite"),
+        (["data", "synth"], "the following arguments are required: <kind>"),
+        (["data", "download", "coco128", "--out", "{tmp}/dl", "--url-base", "notaurl"],
+         "expected an http://, https:// or file:// address, got 'notaurl'"),
+        (["data", "download", "coco128", "--out", "{tmp}/dl", "--retries", "-1"], "expected an integer >= 0"),
+        (["data", "download", "imagenet", "--out", "{tmp}/dl"], "unknown dataset 'imagenet'"),
+        (["data", "download", "coco128", "--out", "{file}"], "exists and is a file, expected a folder"),
+    ],
+    "sota": [
+        (["sota", "validate", "--table", "{tmp}/missing.csv"], "missing.csv does not exist"),
+        (["sota", "validate", "--table", "{file}"], "line 1, column 1: header 'not what you expected'"),
+        (["sota", "plot", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["sota", "plot", "--out", "{old_figures}", "--tasks", "detection"], "sota_detection.png exists"),
+        (["sota", "plot", "--ours", "{tmp}/ours.csv"], "ours.csv does not exist"),
+        (["sota", "plot", "--tasks", "cooking"], "invalid choice: 'cooking'"),
+    ],
+    "demo": [
+        (["demo", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["demo", "--model", "yolov9"], "unknown model 'yolov9'"),
+        (["demo", "--imgsz", "0"], "argument --imgsz: expected a positive integer, got 0"),
+        (["demo", "--out", "{old_demo}"], "models.txt exists (and 7 more of the outputs); pass --overwrite"),
+    ],
+}
+ROWS = [pytest.param(argv, text, id=" ".join(argv)) for rows in BAD_INPUT.values() for argv, text in rows]
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch) -> dict[str, str]:
+    """The test folder with a text file, folders, and outputs of earlier runs; it is also the current directory."""
+    coco8 = shared_data("coco8", "coco8.yaml")
+    (tmp_path / "file.txt").write_text("not what you expected\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("a user's file\n")
+    for name in ("old.csv", "old.md", "old.json", "old.png", "old.pt", "old_diagrams/yolov8n.png",
+                 "old_diagrams/SPPF.svg", "old_diagrams/dfl.png", "old_diagrams/dfl.svg",
+                 "old_figures/sota_detection.png", "old_demo/models.txt", "old_demo/yolov8n.png",
+                 "old_demo/summary_yolov8n.txt", "old_demo/yolov8n.svg", "old_demo/yolov8n.mmd",
+                 "old_demo/yolov8n.drawio", "old_demo/architectures.csv", "old_demo/architectures.md",
+                 "old_demo/notes.txt", "old_synth/synth.json", "old_synth/data.yaml"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"an earlier output: {name}\n")
+    monkeypatch.chdir(tmp_path)
+    values = {"tmp": tmp_path, "file": tmp_path / "file.txt", "empty": tmp_path / "empty", "full": tmp_path / "full",
+              "coco8": coco8, "coco8_dir": coco8.parent, "old_csv": tmp_path / "old.csv",
+              "old_json": tmp_path / "old.json", "old_png": tmp_path / "old.png", "old_pt": tmp_path / "old.pt",
+              "old_diagrams": tmp_path / "old_diagrams", "old_figures": tmp_path / "old_figures",
+              "old_demo": tmp_path / "old_demo", "old_synth": tmp_path / "old_synth"}
+    return {k: str(v) for k, v in values.items()}
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and folder below root, with the hash of each file's bytes."""
+    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("argv, expected", ROWS)
+def test_bad_invocation_is_one_error_line_and_writes_nothing(argv, expected, places, capfd):
+    argv = [a.format(**places) for a in argv]
+    before = snapshot(Path(places["tmp"]))
+    with warnings.catch_warnings(record=True) as caught:  # a warning would be one more line on stderr
+        warnings.simplefilter("always")
+        rc = cli.main(argv)
+    out, err = capfd.readouterr()
+    lines = err.splitlines()
+    assert rc == 2, (rc, out, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert expected in lines[0], lines[0]
+    assert out == "", out  # nothing printed before the error (demo --model X included)
+    assert [str(w.message) for w in caught] == []
+    assert snapshot(Path(places["tmp"])) == before
+
+
+def test_every_group_and_command_has_rows():
+    """A new group (or command) is covered from the day it is registered."""
+    parser = cli.build_parser()
+    groups = parser._subparsers._group_actions[0].choices
+    assert set(BAD_INPUT) == set(cli.GROUPS)
+    covered = {tuple(argv[:2]) for rows in BAD_INPUT.values() for argv, _ in rows}
+    for name, group in groups.items():
+        subs = [a for a in group._actions if isinstance(a, type(parser._subparsers._group_actions[0]))]
+        for command in (subs[0].choices if subs else {}):
+            assert (name, command) in covered, f"no bad-input row for `yololab {name} {command}`"
+        if not subs:
+            assert any(argv[0] == name for argv, _ in BAD_INPUT[name]), name
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["demo", "--model", "yolov9", "--out", "{tmp}/demo"], "error: unknown model 'yolov9'"),
+    (["models", "convert-weights", "{file}", "{empty}", "--force"], "error: yololab models convert-weights:"),
+])
+def test_a_real_process_prints_one_line(argv, expected, places):
+    """The same through the installed entry point: no traceback, no warning, no progress bar, one line."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env.pop("YOLOLAB_DEBUG", None)
+    run = subprocess.run([sys.executable, "-m", "yololab.cli", *(a.format(**places) for a in argv)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines() == [run.stderr.strip()] and run.stderr.startswith(expected), run.stderr
+
+
+def test_debug_shows_the_traceback(places, capfd, monkeypatch):
+    argv = ["models", "convert-weights", places["file"], f"{places['tmp']}/out.pt"]
+    assert cli.main([*argv, "--debug"]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and err.splitlines()[-1].startswith("error: ")
+    monkeypatch.setenv("YOLOLAB_DEBUG", "1")
+    assert cli.main(argv) == 2
+    assert "Traceback" in capfd.readouterr().err
+
+
+def test_unexpected_errors_are_one_line_too(monkeypatch, capfd):
+    """A bug of ours still gives one line (saying it is unexpected), not a traceback."""
+    import yololab.analysis.summary as summary
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(summary, "zoo_rows", broken)
+    assert cli.main(["models", "list"]) == 2
+    err = capfd.readouterr().err
+    assert err.splitlines() == [err.strip()]
+    assert err.startswith("error: ZeroDivisionError: division by zero second line (unexpected; run again with --debug")
+
+
+def test_os_errors_name_the_file():
+    """An OSError (a read-only folder, a full disk, a rename) is one line naming the file(s)."""
+    assert cli.error_line(OSError(13, "Permission denied", "/data/a.txt")) == "error: /data/a.txt: Permission denied"
+    assert (cli.error_line(OSError(18, "Invalid cross-device link", "/a", None, "/b"))
+            == "error: /a -> /b: Invalid cross-device link")
