@@ -6,8 +6,10 @@
 #   scripts/run.sh [OUT]          OUT defaults to runs/classify-study
 #
 # Environment: YOLOLAB (the yololab command, default .venv/bin/yololab), SEEDS (default "0 1"),
-# RECIPES (default "baseline mixup cutmix warmup"), EXTRA (more train flags, e.g. "epochs=2").
-# Each run takes the cpu lock (flock /work/cpu.lock when it exists) so timed runs do not overlap.
+# RECIPES (default "baseline mixup cutmix warmup"), EXTRA (more train flags, e.g. "epochs=2"), SYNTH (flags of
+# `yololab classify synth`, e.g. "--train 2000 --val 500" for a quick study).
+# Each run takes the cpu lock (flock $LOCK_FILE, default /work/cpu.lock, when it exists) so timed runs do not
+# overlap; LOCK_FILE= (empty) runs without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/classify-study}
@@ -15,11 +17,14 @@ YOLOLAB=${YOLOLAB:-.venv/bin/yololab}
 SEEDS=${SEEDS:-"0 1"}
 RECIPES=${RECIPES:-"baseline mixup cutmix warmup"}
 EXTRA=${EXTRA:-}
+SYNTH=${SYNTH:-}
+LOCK_FILE=${LOCK_FILE-/work/cpu.lock}
 LOCK=()
-[ -e /work/cpu.lock ] && LOCK=(flock /work/cpu.lock)
+[ -n "$LOCK_FILE" ] && [ -e "$LOCK_FILE" ] && LOCK=(flock "$LOCK_FILE")
 
 mkdir -p "$OUT"
-[ -f "$OUT/data/batches.meta" ] || "$YOLOLAB" classify synth --out "$OUT/data"
+# shellcheck disable=SC2086
+[ -f "$OUT/data/batches.meta" ] || "$YOLOLAB" classify synth --out "$OUT/data" $SYNTH
 runs=()
 for recipe in $RECIPES; do
   for seed in $SEEDS; do
@@ -37,4 +42,4 @@ for recipe in $RECIPES; do
   done
 done
 echo "== all done ($(uptime))"
-"$YOLOLAB" classify compare "${runs[@]}" --out "$OUT/comparison.md" --exist-ok
+"$YOLOLAB" classify compare "${runs[@]}" --out "$OUT/comparison.md" --overwrite

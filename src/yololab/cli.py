@@ -29,6 +29,7 @@ GROUPS = {
     "data": "yololab.data.cli",
     "sota": "yololab.study.cli",
     "demo": "yololab.demo",
+    "classify": "yololab.classify.cli",
     "cam": "yololab.analysis.cam_cli",
 }
 

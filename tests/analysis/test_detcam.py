@@ -87,7 +87,7 @@ def test_cam_cli(tmp_path, capsys):
     assert main(["cam", "--model", "resnet18-cifar", "--image", str(IMAGE), "--layer", "layer5",
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "exists; use --exist-ok" in err and "no layer 'layer5' in ResNet; valid names: conv1, bn1" in err
+    assert "exists; pass --overwrite" in err and "no layer 'layer5' in ResNet; valid names: conv1, bn1" in err
     assert main(["cam", "--model", "resnet18-cifar", "--image", str(IMAGE), "--method", "gradcam++",
                  "--class", "3", "--out", str(out)]) == 0
     assert "gradcam++ on layer4 for class '3'" in capsys.readouterr().out

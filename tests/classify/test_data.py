@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import shutil
 import tarfile
@@ -13,7 +12,13 @@ import torch
 from PIL import Image
 
 from yololab.classify.cifar import Split, read_cifar, write_cifar10
-from yololab.classify.data import AugmentConfig, MixCollate, load_data, load_image, make_loader
+from yololab.classify.data import (
+    AugmentConfig,
+    MixCollate,
+    load_data,
+    load_image,
+    make_loader,
+)
 from yololab.classify.synth import CLASSES, make_split, synth_classify
 from yololab.errors import DataError
 

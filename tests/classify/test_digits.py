@@ -6,12 +6,13 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from sklearn.datasets import load_digits
 
 from yololab.cli import main
 
 
-def write_digits(root, n_train=700, n_val=300, size=16):
+def write_digits(root, n_train=600, n_val=200, size=16):
     digits = load_digits()  # 1797 real 8x8 scans (UCI), gray levels 0..16
     rng = np.random.default_rng(0)
     order = rng.permutation(len(digits.images))
@@ -25,6 +26,7 @@ def write_digits(root, n_train=700, n_val=300, size=16):
     return root
 
 
+@pytest.mark.slow
 def test_trains_on_real_digits(tmp_path):
     data = write_digits(tmp_path / "data")
     assert main(["classify", "train", "--data", str(data), "--channels", "1", "--imgsz", "16", "--fliplr", "0",

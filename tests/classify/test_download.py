@@ -9,7 +9,7 @@ import tarfile
 import numpy as np
 import pytest
 
-import yololab.classify.cifar as cifar
+from yololab.classify import cifar
 from yololab.classify.cifar import read_cifar
 from yololab.data.download import RemoteFile
 from yololab.errors import DataError

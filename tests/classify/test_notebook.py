@@ -6,12 +6,14 @@ from pathlib import Path
 
 import nbclient
 import nbformat
+import pytest
 
 from yololab.cli import main
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "cls_visualize.ipynb"
 
 
+@pytest.mark.slow
 def test_cls_visualize_notebook_runs(synth_set, tmp_path, monkeypatch):
     assert main(["classify", "train", "--data", str(synth_set), "--project", str(tmp_path), "--name", "tiny",
                  "--width", "4", "--epochs", "1", "--batch", "20", "--workers", "0", "--device", "cpu"]) == 0

@@ -12,6 +12,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from yololab._cli_group import (
+    FORMATTER,
+    add_overwrite,
+    input_file,
+    non_negative_int,
+    output_dir,
+    positive_int,
+    probability,
+    refuse_to_replace,
+)
+
 METHODS = ("gradcam", "gradcam++", "eigencam")
 
 
@@ -63,30 +74,26 @@ def _side_by_side(a, b, min_side: int = 256):
 
 
 def cmd_cam(args: argparse.Namespace) -> int:
+    image = args.image
+    tag = args.model or Path(args.weights or "").stem
+    out = args.out / f"{image.stem}_{tag}_{args.method.replace('+', 'p')}.png"
+    refuse_to_replace([out], args.overwrite)
     from yololab.errors import YololabError
 
     if not args.weights and not args.model:
         raise YololabError("give --weights FILE (a trained model) or --model NAME (random weights)")
-    for what in ("imgsz", "num_classes"):
-        v = getattr(args, what)
-        if v is not None and v < 1:
-            raise YololabError(f"--{what.replace('_', '-')} must be a positive integer, got {v}")
-    if not 0 <= args.conf <= 1 or not 0 <= args.iou <= 1:
-        raise YololabError(f"--conf and --iou must be in [0, 1], got {args.conf}, {args.iou}")
-    image = Path(args.image)
-    if not image.is_file():
-        raise YololabError(f"{image}: image not found")
-    tag = args.model or Path(args.weights).stem
-    out = Path(args.out) / f"{image.stem}_{tag}_{args.method.replace('+', 'p')}.png"
-    if out.exists() and not args.exist_ok:
-        raise YololabError(f"{out} exists; use --exist-ok to replace it or choose another --out")
 
     import cv2
-    import torch
 
-    from yololab.classify.cam import CAM, overlay
-    from yololab.classify.data import AugmentConfig, as_tensor, build_transform, fit_size, load_image
     from yololab.analysis.detcam import draw_detections, explain_detector
+    from yololab.classify.cam import CAM, overlay
+    from yololab.classify.data import (
+        AugmentConfig,
+        as_tensor,
+        build_transform,
+        fit_size,
+        load_image,
+    )
     from yololab.fileio import write_bytes_atomic
 
     model, kind, meta = _load(args)
@@ -128,26 +135,28 @@ def cmd_cam(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "cam", help="class activation maps (Grad-CAM, Grad-CAM++, EigenCAM) for classifiers and YOLO detectors",
+        "cam", help="Draw class activation maps (Grad-CAM, Grad-CAM++, EigenCAM) for classifiers and YOLO detectors.",
         description="Draw where a model looks. Classifiers: the map of the top class (or --class). Detectors: "
                     "Grad-CAM / Grad-CAM++ explain one detection (--det, best first), EigenCAM the whole image with "
                     "every detection drawn. Writes OUT/<image>_<model or weights>_<method>.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--weights", help="a yololab checkpoint (classifier or detector), or detector weights "
-                                     "(Ultralytics / yolov5 .pt, Darknet .weights) with --model")
+        formatter_class=FORMATTER)
+    p.add_argument("--weights", type=input_file, help="a yololab checkpoint (classifier or detector), or detector "
+                                                      "weights (Ultralytics / yolov5 .pt, Darknet .weights) with --model")
     p.add_argument("--model", help="model name: a classifier (resnet18, resnet18-cifar ...) or a zoo detector "
                                    "(yolov8n ...); alone: random weights")
-    p.add_argument("--image", required=True, help="the image to explain")
+    p.add_argument("--image", type=input_file, required=True, help="the image to explain")
     p.add_argument("--layer", help="module whose output is explained, e.g. layer4 or neck.out3 (default: a "
                                    "ResNet's layer4, a detector's neck)")
     p.add_argument("--method", choices=METHODS, default="gradcam", help="CAM method")
-    p.add_argument("--class", dest="class_index", type=int, help="classifier: class to explain (default: the top one)")
-    p.add_argument("--det", type=int, default=0, help="detector, gradient methods: which detection (0 = best)")
-    p.add_argument("--conf", type=float, default=0.25, help="detector: score threshold")
-    p.add_argument("--iou", type=float, default=0.45, help="detector: NMS IoU threshold")
-    p.add_argument("--imgsz", type=int, help="input size (default: the checkpoint's, 224 / 32 for classifiers, "
-                                             "640 for detectors)")
-    p.add_argument("--num-classes", type=int, help="classes of a randomly initialized --model")
-    p.add_argument("--out", default="runs/cam", help="output folder")
-    p.add_argument("--exist-ok", action="store_true", help="replace an existing output file")
+    p.add_argument("--class", dest="class_index", type=non_negative_int,
+                   help="classifier: class to explain (default: the top one)")
+    p.add_argument("--det", type=non_negative_int, default=0,
+                   help="detector, gradient methods: which detection (0 = best)")
+    p.add_argument("--conf", type=probability, default=0.25, help="detector: score threshold")
+    p.add_argument("--iou", type=probability, default=0.45, help="detector: NMS IoU threshold")
+    p.add_argument("--imgsz", type=positive_int, help="input size (default: the checkpoint's, 224 / 32 for "
+                                                      "classifiers, 640 for detectors)")
+    p.add_argument("--num-classes", type=positive_int, help="classes of a randomly initialized --model")
+    p.add_argument("--out", type=output_dir, default=Path("runs/cam"), help="output folder")
+    add_overwrite(p, "the output image")
     p.set_defaults(func=cmd_cam)

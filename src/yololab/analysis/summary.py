@@ -261,7 +261,9 @@ def trace_zoo_model(name: str, imgsz: int = 640, num_classes: int = 80) -> Trace
     If the model cannot run on the meta device (some op needs real data), it is built and traced on the
     CPU instead; both give identical shapes, parameters and FLOPs, the CPU only takes longer.
     """
-    return _trace_zoo_model(registry.resolve_name(name), imgsz, num_classes)
+    from yololab.classify.registry import CLASSIFIERS
+
+    return _trace_zoo_model(name if name in CLASSIFIERS else registry.resolve_name(name), imgsz, num_classes)
 
 
 @functools.lru_cache(maxsize=64)  # the demo and tests ask for a model twice

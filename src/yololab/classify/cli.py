@@ -8,6 +8,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from yololab._cli_group import (
+    FORMATTER,
+    add_group,
+    add_overwrite,
+    input_file,
+    input_path,
+    non_negative_int,
+    output_dir,
+    output_file,
+    positive_int,
+    probability,
+    refuse_to_replace,
+    url,
+)
+
 CLASSIFIERS = ("resnet18", "resnet34", "resnet50", "resnet18-cifar", "resnet34-cifar", "resnet50-cifar")
 AUTO_AUGMENT = ("none", "randaugment", "trivialaugment")
 # the engine's settings where classification wants other defaults than the engine's (a CIFAR recipe)
@@ -27,14 +42,6 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _out_dir(out: str, exist_ok: bool) -> Path:
-    path = Path(out)
-    _check(not (path.exists() and any(path.iterdir())) or exist_ok,
-           f"{path} exists and is not empty; use --exist-ok to write into it, or choose another --out")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _device(spec: str | None):
     import torch
 
@@ -45,6 +52,7 @@ def _device(spec: str | None):
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    refuse_to_replace([args.out], args.overwrite)
     from yololab.classify.synth import synth_classify
 
     out = synth_classify(args.out, classes=args.classes, train=args.train, val=args.val, size=args.size,
@@ -56,7 +64,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from yololab.classify.cifar import download_cifar
 
-    _check(args.retries >= 0, f"--retries must be >= 0, got {args.retries}")
     folder = download_cifar(args.name, args.out, url_base=args.url_base, retries=args.retries)
     print(f"dataset ready: {folder}  (train with: yololab classify train --data {folder})")
     return 0
@@ -68,19 +75,15 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from yololab.engine.args import config_from_args
 
-    cfg = config_from_args(args)  # also fills the task's flags from --cfg / key=value
+    cfg = config_from_args(args)  # also fills the task's flags from --cfg / key=value; writes nothing
+    if not cfg.resume:
+        refuse_to_replace([Path(cfg.project or "runs/classify") / (cfg.name or "train")], cfg.exist_ok,
+                          flag="--exist-ok")
     _check(bool(args.data) or bool(cfg.resume), "--data is required (a CIFAR folder or .tar.gz, or an ImageFolder "
                                                 "root), unless --resume continues a run")
-    _check(args.model in CLASSIFIERS, f"--model {args.model!r}: expected one of {', '.join(CLASSIFIERS)}")
-    _check(args.width >= 1 and args.val_batch >= 1 and args.pad >= 0,
-           "--width and --val-batch must be >= 1, --pad >= 0")
     _check(args.imgsz is None or args.imgsz >= 8, f"--imgsz must be at least 8, got {args.imgsz}")
-    _check(args.channels in (1, 3), f"--channels must be 1 or 3, got {args.channels}")
-    for name in ("fliplr", "mix_prob"):
-        _check(0 <= getattr(args, name) <= 1, f"--{name.replace('_', '-')} must be in [0, 1]")
-    _check(0 <= args.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    _check(args.label_smoothing < 1, f"--label-smoothing must be below 1, got {args.label_smoothing}")
     _check(args.mixup >= 0 and args.cutmix >= 0, "--mixup and --cutmix are Beta(alpha, alpha) parameters: >= 0")
-    _check(args.auto_augment in AUTO_AUGMENT, f"--auto-augment must be one of {', '.join(AUTO_AUGMENT)}")
 
     from yololab.classify.task import ClassifyTask
     from yololab.engine import Trainer
@@ -90,6 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         mixup=args.mixup, cutmix=args.cutmix, mix_prob=args.mix_prob,
                         label_smoothing=args.label_smoothing, weights=args.weights, cam_layer=args.cam_layer,
                         val_batch=args.val_batch, figures=args.figures)
+    if not cfg.resume:
+        _ = task.data  # read (and check) the data now, before the engine makes the run folder
     summary = Trainer(task, cfg).fit()
     final = summary.get("final_metrics", {})
     shown = ", ".join(f"{k} {_fmt(v)}" for k, v in final.items() if k.split("/")[-1] in ("top1", "top5", "loss"))
@@ -120,8 +125,8 @@ def _load_for_eval(args):
 
 
 def cmd_val(args: argparse.Namespace) -> int:
-    _check(args.batch >= 1 and args.workers >= 0, "--batch must be >= 1 and --workers >= 0")
-    out = _out_dir(args.out, args.exist_ok)
+    refuse_to_replace([args.out], args.overwrite)
+    out = args.out
     model, meta, data = _load_for_eval(args)
     from yololab.classify.evaluate import full_evaluation, report_markdown
     from yololab.fileio import write_text_atomic
@@ -140,21 +145,27 @@ def cmd_val(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    _check(args.topk >= 1, f"--topk must be >= 1, got {args.topk}")
-    source = Path(args.source)
+    refuse_to_replace([args.out / "predictions.csv"], args.overwrite)
+    source = args.source
     from yololab.classify.data import IMAGE_SUFFIXES
 
     files = [source] if source.is_file() else sorted(
         p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if source.is_dir() else []
     _check(bool(files), f"{source}: no image file (or folder of images) there")
-    out = _out_dir(args.out, args.exist_ok)
+    out = args.out
 
     import csv
     import io
 
     import torch
 
-    from yololab.classify.data import AugmentConfig, as_tensor, build_transform, load_image, warn
+    from yololab.classify.data import (
+        AugmentConfig,
+        as_tensor,
+        build_transform,
+        load_image,
+        warn,
+    )
     from yololab.classify.registry import load_classifier
     from yololab.errors import DataError
     from yololab.fileio import write_text_atomic
@@ -190,16 +201,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    refuse_to_replace([args.out] if args.out else [], args.overwrite)
     from yololab.classify.compare import compare_markdown, read_run
     from yololab.fileio import write_text_atomic
 
     table = compare_markdown([read_run(Path(r)) for r in args.runs])
     print(table, end="")
     if args.out:
-        out = Path(args.out)
-        _check(not out.exists() or args.exist_ok, f"{out} exists; use --exist-ok to replace it")
-        write_text_atomic(out, table)
-        print(f"wrote {out}")
+        write_text_atomic(args.out, table)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -209,86 +219,95 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     from yololab.engine.args import add_train_args
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    top = subparsers.add_parser("classify", help="image classification: ResNets on CIFAR / folders, CAMs",
-                                description="Image classification with ResNet-18/34/50 written from primitives.")
-    top.set_defaults(_parser=top)
-    sub = top.add_subparsers(dest="command", metavar="<command>")
+    commands = add_group(subparsers, "classify",
+                         "Image classification: ResNets on CIFAR-format or folder data, with CAMs.")
 
-    p = sub.add_parser("synth", help="write the built-in synthetic set (CIFAR-10 python format, object boxes)",
-                       description="Write a CIFAR-10 python-format dataset: one object of 10 shape classes per image "
-                                   "in varied colours, sizes (40-85%% of the side), positions and small rotations over "
-                                   "textured backgrounds, with each object's box (for the pointing game).",
-                       formatter_class=fmt)
-    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output)")
-    p.add_argument("--classes", type=int, default=10, help="number of classes (2-10)")
-    p.add_argument("--train", type=int, default=10000, help="training images")
-    p.add_argument("--val", type=int, default=2000, help="validation images")
-    p.add_argument("--size", type=int, default=32, help="image side in pixels")
-    p.add_argument("--seed", type=int, default=0, help="image i is drawn with seed + i")
+    p = commands.add_parser(
+        "synth", help="Write the built-in synthetic set (CIFAR-10 python format, object boxes).",
+        description="Write a CIFAR-10 python-format dataset: one object of 10 shape classes per image in varied "
+                    "colours, sizes (40-85%% of the side), positions and small rotations over textured "
+                    "backgrounds, with each object's box (for the pointing game).", formatter_class=FORMATTER)
+    p.add_argument("--out", type=output_dir, required=True, help="output folder (new or empty)")
+    p.add_argument("--classes", type=positive_int, default=10, help="number of classes (2-10)")
+    p.add_argument("--train", type=positive_int, default=10000, help="training images")
+    p.add_argument("--val", type=positive_int, default=2000, help="validation images")
+    p.add_argument("--size", type=positive_int, default=32, help="image side in pixels (at least 16)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="image i is drawn with seed + i")
     p.add_argument("--rotate", type=float, default=20.0, help="largest rotation of an object, degrees either way "
                                                               "(180: any angle, a much harder set)")
+    add_overwrite(p, "an earlier `yololab classify synth` output in --out")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("download", help="download CIFAR-10 or CIFAR-100 (checksum, resume)",
-                       description="Download the official python-format archive (resuming an interrupted "
-                                   "download), check its MD5 and unpack it into OUT/.", formatter_class=fmt)
+    p = commands.add_parser(
+        "download", help="Download CIFAR-10 or CIFAR-100 (checksum, resume).",
+        description="Download the official python-format archive (resuming an interrupted download), check its "
+                    "MD5 and unpack it into OUT/.", formatter_class=FORMATTER)
     p.add_argument("name", choices=("cifar10", "cifar100"), help="which dataset")
-    p.add_argument("--out", required=True, help="folder for downloads/ and the unpacked dataset")
-    p.add_argument("--url-base", help="download from this base URL instead (a mirror); the checksum still applies")
-    p.add_argument("--retries", type=int, default=5, help="times to resume an interrupted download")
+    p.add_argument("--out", type=output_dir, required=True, help="folder for downloads/ and the unpacked dataset")
+    p.add_argument("--url-base", type=url, help="download from this base URL instead (a mirror); the checksum "
+                                                "still applies")
+    p.add_argument("--retries", type=non_negative_int, default=5, help="times to resume an interrupted download")
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("train", help="train a ResNet (yololab.engine)",
-                       description="Train a classifier on CIFAR-format data or an ImageFolder tree. The run folder "
-                                   "gets results.csv, TensorBoard events, weights/{last,best}.pt, curves_cls.png, "
-                                   "confusion_matrix.png, preds_grid.png, miscls_grid.png, gradcam_*.png and "
-                                   "report.md.", formatter_class=fmt)
-    p.add_argument("--data", default=None, help="CIFAR python-format folder or .tar.gz, or an ImageFolder root")
-    p.add_argument("--model", default="resnet18-cifar", help=f"one of {', '.join(CLASSIFIERS)}")
-    p.add_argument("--width", type=int, default=64, help="channels of the first stage (64: the paper's)")
-    p.add_argument("--imgsz", type=int, default=None, help="input side (default: the CIFAR side, or 32)")
-    p.add_argument("--channels", type=int, default=3, help="image channels: 3 (RGB) or 1 (gray)")
-    p.add_argument("--pad", type=int, default=4, help="random crop with this much reflect padding (0: off)")
-    p.add_argument("--fliplr", type=float, default=0.5, help="horizontal flip probability")
-    p.add_argument("--auto-augment", default="none", help=f"{' | '.join(AUTO_AUGMENT)}")
+    p = commands.add_parser(
+        "train", help="Train a ResNet through yololab.engine.",
+        description="Train a classifier on CIFAR-format data or an ImageFolder tree. The run folder gets "
+                    "results.csv, TensorBoard events, weights/{last,best}.pt, curves_cls.png, "
+                    "confusion_matrix.png, preds_grid.png, miscls_grid.png, gradcam_*.png and report.md.",
+        formatter_class=FORMATTER)
+    p.add_argument("--data", type=input_path, default=None,
+                   help="CIFAR python-format folder or .tar.gz, or an ImageFolder root (default: none; required "
+                        "unless --resume)")
+    p.add_argument("--model", choices=CLASSIFIERS, default="resnet18-cifar", help="architecture")
+    p.add_argument("--width", type=positive_int, default=64, help="channels of the first stage (64: the paper's)")
+    p.add_argument("--imgsz", type=positive_int, default=None, help="input side (default: the CIFAR side, or 32)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image channels: 3 (RGB) or 1 (gray)")
+    p.add_argument("--pad", type=non_negative_int, default=4, help="random crop with this much reflect padding "
+                                                                   "(0: off)")
+    p.add_argument("--fliplr", type=probability, default=0.5, help="horizontal flip probability")
+    p.add_argument("--auto-augment", choices=AUTO_AUGMENT, default="none", help="automatic augmentation policy")
     p.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta(alpha, alpha) alpha (0: off)")
     p.add_argument("--cutmix", type=float, default=0.0, help="CutMix Beta(alpha, alpha) alpha (0: off)")
-    p.add_argument("--mix-prob", type=float, default=1.0, help="share of batches mixed when MixUp/CutMix is on")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy")
-    p.add_argument("--weights", default=None, help="start from this classifier checkpoint (same classes)")
-    p.add_argument("--cam-layer", default=None, help="layer for the pointing game and CAM figures (layer4)")
-    p.add_argument("--val-batch", type=int, default=256, help="validation batch size")
+    p.add_argument("--mix-prob", type=probability, default=1.0, help="share of batches mixed when MixUp/CutMix "
+                                                                     "is on")
+    p.add_argument("--label-smoothing", type=probability, default=0.0, help="label smoothing of the cross-entropy")
+    p.add_argument("--weights", type=input_file, default=None, help="start from this classifier checkpoint "
+                                                                    "(same classes; default: random weights)")
+    p.add_argument("--cam-layer", default=None, help="layer for the pointing game and CAM figures (default: layer4)")
+    p.add_argument("--val-batch", type=positive_int, default=256, help="validation batch size")
     p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                    help="at the end: the figures and the pointing game (--no-figures: best.pt's metrics only)")
     add_train_args(p, TRAIN_DEFAULTS)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("val", help="evaluate a checkpoint: metrics, pointing game, figures, report.md",
-                       formatter_class=fmt)
-    p.add_argument("--weights", required=True, help="classifier checkpoint (best.pt)")
-    p.add_argument("--data", help="data to evaluate on (default: the data it was trained on)")
-    p.add_argument("--batch", type=int, default=256, help="batch size")
-    p.add_argument("--workers", type=int, default=0, help="data loader workers")
+    p = commands.add_parser("val", help="Evaluate a checkpoint: metrics, pointing game, figures, report.md.",
+                            formatter_class=FORMATTER)
+    p.add_argument("--weights", type=input_file, required=True, help="classifier checkpoint (best.pt)")
+    p.add_argument("--data", type=input_path, help="data to evaluate on (default: the data it was trained on)")
+    p.add_argument("--batch", type=positive_int, default=256, help="batch size")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="data loader workers (0: in-process)")
     p.add_argument("--device", help="cpu | cuda | cuda:N (default: cuda if present)")
     p.add_argument("--cam-layer", help="layer for the pointing game and CAM figures (default: the run's, layer4)")
-    p.add_argument("--out", default="runs/classify/val", help="folder for report.md and the figures")
-    p.add_argument("--exist-ok", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--out", type=output_dir, default=Path("runs/classify/val"),
+                   help="folder for report.md and the figures")
+    add_overwrite(p, "an earlier evaluation in --out")
     p.set_defaults(func=cmd_val)
 
-    p = sub.add_parser("predict", help="classify images: top-k classes, predictions.csv", formatter_class=fmt)
-    p.add_argument("--weights", required=True, help="classifier checkpoint (best.pt)")
-    p.add_argument("--source", required=True, help="an image or a folder of images")
-    p.add_argument("--topk", type=int, default=5, help="classes to list per image")
+    p = commands.add_parser("predict", help="Classify images: top-k classes, predictions.csv.",
+                            formatter_class=FORMATTER)
+    p.add_argument("--weights", type=input_file, required=True, help="classifier checkpoint (best.pt)")
+    p.add_argument("--source", type=input_path, required=True, help="an image or a folder of images")
+    p.add_argument("--topk", type=positive_int, default=5, help="classes to list per image")
     p.add_argument("--device", help="cpu | cuda | cuda:N (default: cuda if present)")
-    p.add_argument("--out", default="runs/classify/predict", help="folder for predictions.csv")
-    p.add_argument("--exist-ok", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--out", type=output_dir, default=Path("runs/classify/predict"), help="folder for predictions.csv")
+    add_overwrite(p, "an earlier predictions.csv in --out")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("compare", help="one table from several runs: per run, and per recipe mean (spread)",
-                       description="Compare finished training runs. Runs named <recipe>-s<seed> are grouped by "
-                                   "recipe: mean over the seeds and spread (max - min).", formatter_class=fmt)
-    p.add_argument("runs", nargs="+", help="run folders")
-    p.add_argument("--out", help="also write the Markdown table to this file")
-    p.add_argument("--exist-ok", action="store_true", help="replace an existing --out")
+    p = commands.add_parser(
+        "compare", help="Compare finished runs in one table: per run, and per recipe mean (spread).",
+        description="Compare finished training runs. Runs named <recipe>-s<seed> are grouped by recipe: mean over "
+                    "the seeds and spread (max - min).", formatter_class=FORMATTER)
+    p.add_argument("runs", nargs="+", type=input_path, help="run folders")
+    p.add_argument("--out", type=output_file(".md"), help="also write the Markdown table to this file")
+    add_overwrite(p, "--out")
     p.set_defaults(func=cmd_compare)

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from yololab.classify import plots
 from yololab.classify.cam import CAM, pointing_game
 from yololab.classify.data import ClassifyData, as_tensor, fit_size, make_loader
 from yololab.classify.metrics import ClassMetrics, classification_metrics
-from yololab.classify import plots
 from yololab.errors import DataError
 
 CAM_FIGURES = {"gradcam": "gradcam_gradcam.png", "gradcam++": "gradcam_gradcampp.png",

@@ -31,8 +31,8 @@ def build_classifier(name: str, num_classes: int = 1000, width: int = 64, in_cha
 
 def load_classifier(path: str | Path) -> tuple[ResNet, dict]:
     """A classifier and its meta (class names, input size, normalization ...) from a yololab checkpoint."""
-    from yololab.errors import WeightsError
     from yololab.checkpoint.native import load_checkpoint
+    from yololab.errors import WeightsError
 
     ckpt = load_checkpoint(path)
     name = ckpt["model_name"]

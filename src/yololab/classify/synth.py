@@ -32,10 +32,17 @@ import cv2
 import numpy as np
 
 from yololab.classify.cifar import Split, write_cifar10
-from yololab.data.synthetic import _UNIT_SHAPES, _background, _distractors, _random_colour, paint_shape
+from yololab.data.synthetic import (
+    _UNIT_SHAPES,
+    _background,
+    _distractors,
+    _random_colour,
+    paint_shape,
+)
 from yololab.data.synthetic import CLASSES as SHAPES
 from yololab.errors import DataError
 from yololab.fileio import write_text_atomic
+from yololab.progress import progress as bar
 
 MARKER = "synth.json"
 SUPERSAMPLE = 4
@@ -110,12 +117,10 @@ def render(index: int, seed: int, size: int, num_classes: int, rotate: float = R
 
 def make_split(start: int, n: int, seed: int, size: int, num_classes: int, progress: bool = False,
                desc: str = "", rotate: float = ROTATE) -> Split:
-    from tqdm import tqdm
-
     images = np.empty((n, size, size, 3), np.uint8)
     labels = np.empty(n, np.int64)
     boxes = np.empty((n, 4), np.float32)
-    for i in tqdm(range(n), desc=desc, unit="img", disable=not progress):
+    for i in bar(range(n), desc=desc, unit="img", enabled=progress):
         images[i], labels[i], boxes[i] = render(start + i, seed, size, num_classes, rotate)
     return Split(images, labels, CLASSES[:num_classes], boxes)
 

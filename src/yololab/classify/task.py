@@ -18,7 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from yololab.classify.data import AugmentConfig, ClassifyData, MixCollate, load_data
-from yololab.classify.evaluate import EvalResult, _inputs, evaluate, full_evaluation, report_markdown
+from yololab.classify.evaluate import (
+    EvalResult,
+    _inputs,
+    evaluate,
+    full_evaluation,
+    report_markdown,
+)
 from yololab.classify.registry import build_classifier, load_classifier
 from yololab.engine import Task, TrainConfig
 from yololab.engine.data import epoch_loader

@@ -109,7 +109,7 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: dict | None = None
                 and not action.required:
             task_defaults[action.dest] = action.default
             action.help = (action.help or "").replace("%(default)s", str(action.default))
-            if "(default" not in action.help:
+            if "default" not in action.help and not any(action.default is v for v in (None, False)):
                 action.help += f" (default: {action.default})"
             action.default = argparse.SUPPRESS
     group = parser.add_argument_group("training settings (yololab.engine; also as KEY=VALUE)")
@@ -117,7 +117,7 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: dict | None = None
     for name, f in FIELDS.items():
         train_defaults[name] = default = defaults.get(name, f.default)
         flag = "--" + name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {default})"
+        help_text = f.metadata["help"] + ("" if any(default is v for v in (None, False)) else f" (default: {default})")
         if str(f.type) == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=help_text)
