@@ -42,6 +42,8 @@ docs: $(RUNTIME)
 	$(BIN)/yololab models diagram --block $(BLOCKS) --out docs/diagrams/blocks \
 		--side-by-side C3,C2f,C3k2 --side-by-side SPP,SPPF --side-by-side AnchorHead,DetectHead --overwrite
 	$(BIN)/yololab models explain dfl --out docs/diagrams/training --overwrite
+	$(BIN)/yololab models explain tal --image ../shared/data/coco8/images/val/000000000061.jpg \
+		--out docs/diagrams/training --dpi 100 --overwrite
 	$(BIN)/yololab models compare --out docs/architectures.csv --overwrite
 	$(BIN)/yololab sota plot --out docs/figures --overwrite
 

@@ -31,6 +31,8 @@ GROUPS = {
     "demo": "yololab.demo",
     "classify": "yololab.classify.cli",
     "cam": "yololab.analysis.cam_cli",
+    "detect": "yololab.detect.cli",
+    "deploy": "yololab.deploy.cli",  # predict, export, features, benchmark
 }
 
 

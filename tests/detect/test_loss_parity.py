@@ -180,8 +180,15 @@ def test_task_aligned_assigner_matches_ultralytics(kind):
     dense = torch.zeros_like(rs)
     dense[fg, lab[fg]] = sc[fg]
     torch.testing.assert_close(dense, rs, rtol=0, atol=0)
+    # the scores the choice is made on (what `models explain tal` draws) are the reference's too
+    mask_pos, ref_metric, ref_overlaps = ref.get_pos_mask(pd_scores, pd_bboxes, labels[..., None].float(), boxes_ref,
+                                                          anc, mask_gt)
+    cand, overlaps, metric = TaskAlignedAssigner(NC, topk=10, stride_val=16).align(pd_logits, pd_bboxes, anc, labels,
+                                                                                   boxes, valid)
+    torch.testing.assert_close(metric, ref_metric, rtol=1e-5, atol=1e-12)
+    torch.testing.assert_close(overlaps, ref_overlaps, rtol=1e-5, atol=1e-7)
+    assert torch.equal(cand, ref.select_candidates_in_gts(anc, boxes_ref, mask_gt).bool() & valid[..., None])
     # the case really had what it is named for
-    mask_pos = ref.get_pos_mask(pd_scores, pd_bboxes, labels[..., None].float(), boxes_ref, anc, mask_gt)[0]
     if kind == "crowded":
         assert (mask_pos.sum(-2) > 1).any(), "no anchor was claimed by several truths"
     else:

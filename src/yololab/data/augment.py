@@ -90,9 +90,12 @@ class AugmentConfig:
 # Letterbox
 
 
-def letterbox(img: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True,
-              color: int = PAD_VALUE) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
+def letterbox(img: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True, color: int = PAD_VALUE,
+              stride: int | None = None) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
     """Resize keeping the aspect ratio, then pad to ``new_shape`` (h, w) with grey.
+
+    With ``stride``, pad only up to the next multiple of it instead (the minimum rectangle, Ultralytics'
+    ``LetterBox(auto=True)`` of ``predict``): a 480x640 photo at 640 stays 480x640.
 
     Returns (image, (gain_w, gain_h), (pad_left, pad_top)): a pixel ``x`` of the input lands on
     ``x * gain_w + pad_left``. The gains are those of the actual integer size, so the mapping is exact.
@@ -106,6 +109,8 @@ def letterbox(img: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True,
     if (w, h) != (w0, h0):
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
     dw, dh = nw - w, nh - h
+    if stride:
+        dw, dh = dw % stride, dh % stride
     left, top = int(round(dw / 2 - 0.1)), int(round(dh / 2 - 0.1))
     if dw or dh:
         img = cv2.copyMakeBorder(img, top, dh - top, left, dw - left, cv2.BORDER_CONSTANT,

@@ -31,7 +31,7 @@ import yaml
 
 from yololab.data.check import scan_split
 from yololab.data.io import pil_open
-from yololab.data.yolo import SPLITS, image_to_label_path, label_rows, load_data_yaml
+from yololab.data.yolo import SPLITS, DataConfig, image_to_label_path, label_rows, load_data_yaml
 from yololab.errors import DataError
 from yololab.ops.boxes import xywhn_to_xyxy
 
@@ -87,12 +87,8 @@ def read_yolo(src: str | Path) -> Dataset:
     notes: list[str] = []
     splits: dict[str, list[ImageRecord]] = {}
     for split, images in cfg.splits.items():
-        ignore = _read_ignore_regions(cfg.annotations[split], cfg.names) if split in cfg.annotations else {}
-        # paths are kept relative to images/<split> (where write_yolo puts them and what the ignore
-        # json's file_name holds), or to the images' common folder for other layouts
-        base = cfg.root / "images" / split
-        if not all(base in p.parents for p in images):
-            base = Path(os.path.commonpath([str(p.parent) for p in images]))
+        ignore = read_ignore_regions(cfg, split)
+        base = split_base(cfg, split)
         records = []
         for s in scan_split(images, cfg.num_classes, progress=f"read {split}"):
             if s.error:
@@ -108,8 +104,22 @@ def read_yolo(src: str | Path) -> Dataset:
     return Dataset(names=cfg.names, splits=splits, notes=notes)
 
 
-def _read_ignore_regions(json_path: Path, names: list[str]) -> dict[str, list[tuple]]:
-    """The iscrowd boxes of a COCO json, by image file_name, mapped to ``names`` by class name."""
+def split_base(cfg: DataConfig, split: str) -> Path:
+    """The folder a split's image paths are kept relative to: ``images/<split>`` (where write_yolo puts them
+    and what the ignore json's file_name holds), or the images' common folder for other layouts."""
+    images = cfg.splits[split]
+    base = cfg.root / "images" / split
+    if not all(base in p.parents for p in images):
+        base = Path(os.path.commonpath([str(p.parent) for p in images]))
+    return base
+
+
+def read_ignore_regions(cfg: DataConfig, split: str) -> dict[str, list[tuple]]:
+    """The ignore regions of a split (the iscrowd boxes of its ``annotations`` json, none without one) by image
+    path relative to :func:`split_base`, as rows (class, x1, y1, x2, y2, True), mapped to the classes by name."""
+    if split not in cfg.annotations:
+        return {}
+    json_path, names = cfg.annotations[split], cfg.names
     coco = _load_json(json_path)
     try:
         cat_name = {c["id"]: c["name"] for c in coco.get("categories", [])}

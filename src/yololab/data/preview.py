@@ -41,8 +41,9 @@ def _text_colour(bgr: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 def draw_sample(img_rgb_chw: np.ndarray, cls: np.ndarray, bboxes: np.ndarray, names: list[str],
-                tile: int) -> np.ndarray:
-    """One sample as a ``tile`` x ``tile`` BGR image with its boxes (normalized xywh) and class names."""
+                tile: int, scores: np.ndarray | None = None) -> np.ndarray:
+    """One sample as a ``tile`` x ``tile`` BGR image with its boxes (normalized xywh) and class names (and
+    ``scores``, for detections)."""
     img = np.ascontiguousarray(img_rgb_chw.transpose(1, 2, 0)[..., ::-1])
     h, w = img.shape[:2]
     r = tile / max(h, w)
@@ -50,11 +51,13 @@ def draw_sample(img_rgb_chw: np.ndarray, cls: np.ndarray, bboxes: np.ndarray, na
     canvas = np.full((tile, tile, 3), 255, np.uint8)
     canvas[:img.shape[0], :img.shape[1]] = img
     th, tw = img.shape[:2]
-    for c, (x1, y1, x2, y2) in zip(cls.reshape(-1).astype(int), xywhn_to_xyxy(np.asarray(bboxes), tw, th).tolist()):
+    cls = cls.reshape(-1).astype(int)
+    scores = [None] * len(cls) if scores is None else scores.reshape(-1).tolist()
+    for c, s, (x1, y1, x2, y2) in zip(cls, scores, xywhn_to_xyxy(np.asarray(bboxes), tw, th).tolist()):
         p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
         col = _colour(c)
         cv2.rectangle(canvas, p1, p2, col, 2, cv2.LINE_AA)
-        label = names[c] if 0 <= c < len(names) else str(c)
+        label = (names[c] if 0 <= c < len(names) else str(c)) + ("" if s is None else f" {s:.2f}")
         (lw, lh), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
         ty = max(p1[1], lh + 3)
         cv2.rectangle(canvas, (p1[0], ty - lh - 3), (p1[0] + lw + 2, ty), col, -1)
@@ -87,9 +90,13 @@ def preview_grid(data: str | Path, out: str | Path, split: str = "train", augmen
     for i in indices:
         s = ds[int(i)]
         tiles.append(draw_sample(s["img"].numpy(), s["cls"].numpy(), s["bboxes"].numpy(), ds.cfg.names, tile))
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    gap = 4
+    return write_grid(out, tiles, tile)
+
+
+def write_grid(out: Path, tiles: list[np.ndarray], tile: int, gap: int = 4) -> Path:
+    """Write ``tile`` x ``tile`` BGR images as a near-square grid on white to ``out`` (PNG/JPEG, atomically)."""
+    cols = math.ceil(math.sqrt(len(tiles)))
+    rows = math.ceil(len(tiles) / cols)
     grid = np.full((rows * (tile + gap) + gap, cols * (tile + gap) + gap, 3), 255, np.uint8)
     for k, t in enumerate(tiles):
         r, c = divmod(k, cols)

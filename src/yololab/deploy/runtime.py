@@ -140,11 +140,37 @@ def mode_available(mode: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _openvino_core():
+def openvino_core():
     """One OpenVINO ``Core`` per process (it holds the plugins; creating one costs ~0.1 s)."""
     import openvino as ov
 
     return ov.Core()
+
+
+def openvino_request(model, precision: str, threads: int):
+    """Compile an OpenVINO model (an ``ov.Model`` or a file OpenVINO reads) for the CPU: one infer request.
+
+    ``precision`` is the ``INFERENCE_PRECISION_HINT`` (``"f32"``: every op in float32, else OpenVINO picks bf16
+    by itself on CPUs that have it); ``PERFORMANCE_HINT=LATENCY``: one stream, all threads on one request.
+    """
+    core = openvino_core()
+    if isinstance(model, (str, os.PathLike)):
+        model = core.read_model(str(model))
+    config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    return core.compile_model(model, "CPU", config).create_infer_request()
+
+
+def ort_session(path: str | os.PathLike, threads: int | None):
+    """An ONNX Runtime CPU session on ``path``: all graph optimizations, ``threads`` intra-op threads (default:
+    PyTorch's), no busy-waiting between calls (spinning threads would steal the cores from whatever runs next)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 # ------------------------------------------------------------------------------------------------ model prep
@@ -308,18 +334,9 @@ class InferenceModel:
         key = tuple(x.shape)
         if key in self._compiled:
             return self._compiled[key]
-        import onnxruntime as ort
-
         path, spec = self._export_model(x)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        # no busy-waiting between calls: spinning threads would steal the cores from whatever runs next
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self._compiled[key] = (session, spec)
-        return session, spec
+        self._compiled[key] = (ort_session(path, self.threads), spec)
+        return self._compiled[key]
 
     def _run_onnx(self, x: torch.Tensor) -> Any:
         session, spec = self._session(x)
@@ -337,9 +354,7 @@ class InferenceModel:
         }
 
     def _compile(self, path: Path, precision: str) -> Any:
-        core = _openvino_core()
-        config = {**self.openvino_config(), "INFERENCE_PRECISION_HINT": precision}
-        return core.compile_model(core.read_model(str(path)), "CPU", config).create_infer_request()
+        return openvino_request(path, precision, self.threads)
 
     def _infer_request(self, x: torch.Tensor) -> tuple[Any, Any]:
         """Export for this input shape (once), compile it with OpenVINO, keep the infer request(s).

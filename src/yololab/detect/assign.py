@@ -216,7 +216,12 @@ class TaskAlignedAssigner:
         eps = self.eps
         return (x - lt[..., 0] > eps) & (y - lt[..., 1] > eps) & (rb[..., 0] - x > eps) & (rb[..., 1] - y > eps)
 
-    def _assign(self, pd_logits, pd_bboxes, anc_points, gt_labels, gt_bboxes, valid):
+    def align(self, pd_logits, pd_bboxes, anc_points, gt_labels, gt_bboxes, valid
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The scores the choice is made on, arguments as :meth:`__call__` (one chunk): ``cand`` (b, n, A) bool,
+        the candidate anchors of each truth; ``overlaps`` and ``metric`` (b, n, A), the clamped CIoU ``u`` and
+        the alignment ``t = s^alpha * u^beta`` of each candidate (0 elsewhere). ``yololab models explain tal``
+        draws them."""
         b, n = gt_labels.shape
         na = anc_points.shape[0]
         cand = self._candidates(anc_points, gt_bboxes) & valid[..., None]  # (b, n, A)
@@ -228,6 +233,11 @@ class TaskAlignedAssigner:
         metric = torch.zeros(b, n, na, dtype=align.dtype, device=align.device)
         overlaps[bi, gi, ai] = overlap
         metric[bi, gi, ai] = align
+        return cand, overlaps, metric
+
+    def _assign(self, pd_logits, pd_bboxes, anc_points, gt_labels, gt_bboxes, valid):
+        na = anc_points.shape[0]
+        cand, overlaps, metric = self.align(pd_logits, pd_bboxes, anc_points, gt_labels, gt_bboxes, valid)
 
         # the topk candidates of each truth (a truth with fewer candidates gets only those)
         topk = metric.topk(min(self.topk, na), dim=-1).indices

@@ -286,24 +286,34 @@ class YOLOv8Loss:
         stride_val = self.strides[1] if len(self.strides) > 1 else self.strides[0]
         self.assigner = TaskAlignedAssigner(num_classes, topk=hyp.tal_topk, alpha=0.5, beta=6.0, stride_val=stride_val)
 
+    def decode(self, preds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The head's training outputs (one (B, no, H, W) map per level) in float32, flattened over the levels:
+        ``pred_dist`` (B, A, 4 * reg_max), ``pred_scores`` (B, nc, A) logits, ``pred_boxes`` (B, A, 4) x1y1x2y2
+        in grid units of each anchor's level (the expected distance of each side), ``points`` (A, 2) anchor
+        points in grid units and ``stride`` (A, 1)."""
+        bs = preds[0].shape[0]
+        flat = torch.cat([p.float().view(bs, self.no, -1) for p in preds], 2)
+        pred_dist, pred_scores = flat.split((4 * self.reg_max, self.nc), 1)  # (B, 4 * reg_max, A), (B, nc, A)
+        pred_dist = pred_dist.permute(0, 2, 1).contiguous()
+        points, stride = make_anchors([p.shape[2:] for p in preds], self.strides, device=preds[0].device)
+        proj = torch.arange(self.reg_max, dtype=torch.float32, device=preds[0].device)
+        dist = pred_dist.view(bs, -1, 4, self.reg_max).softmax(3).matmul(proj)
+        pred_boxes = torch.cat((points - dist[..., :2], points + dist[..., 2:]), -1)
+        return pred_dist, pred_scores, pred_boxes, points, stride
+
+    def targets(self, batch: dict, bs: int, img_hw: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The batch's truths padded per image: ``gt_labels`` (B, n), ``gt_xyxy`` (B, n, 4) pixels, ``valid`` (B, n)."""
+        gt_labels, gt_xywh, valid = pad_targets(batch_targets(batch, self.nc, device), bs)
+        img_h, img_w = img_hw
+        return gt_labels, cxcywh_to_xyxy(gt_xywh * torch.tensor([img_w, img_h, img_w, img_h], device=device)), valid
+
     def __call__(self, preds: list[torch.Tensor], batch: dict) -> tuple[torch.Tensor, Parts]:
         device = preds[0].device
         with _no_autocast(device):
             bs = preds[0].shape[0]
-            flat = torch.cat([p.float().view(bs, self.no, -1) for p in preds], 2)
-            pred_dist, pred_scores = flat.split((4 * self.reg_max, self.nc), 1)  # (B, 4 * reg_max, A), (B, nc, A)
-            pred_dist = pred_dist.permute(0, 2, 1).contiguous()
-            points, stride = make_anchors([p.shape[2:] for p in preds], self.strides, device=device)
-            img_h, img_w = preds[0].shape[2] * self.strides[0], preds[0].shape[3] * self.strides[0]
-
-            targets = batch_targets(batch, self.nc, device)
-            gt_labels, gt_xywh, valid = pad_targets(targets, bs)
-            gt_xyxy = cxcywh_to_xyxy(gt_xywh * torch.tensor([img_w, img_h, img_w, img_h], device=device))
-
-            # decode: expected distance of each side (grid units) -> x1y1x2y2 in grid units
-            proj = torch.arange(self.reg_max, dtype=torch.float32, device=device)
-            dist = pred_dist.view(bs, -1, 4, self.reg_max).softmax(3).matmul(proj)
-            pred_boxes = torch.cat((points - dist[..., :2], points + dist[..., 2:]), -1)
+            pred_dist, pred_scores, pred_boxes, points, stride = self.decode(preds)
+            img_hw = (preds[0].shape[2] * self.strides[0], preds[0].shape[3] * self.strides[0])
+            gt_labels, gt_xyxy, valid = self.targets(batch, bs, img_hw, device)
 
             fg, labels, tboxes, tscores = self.assigner(
                 pred_scores.detach(), pred_boxes.detach() * stride, points * stride, gt_labels, gt_xyxy, valid)

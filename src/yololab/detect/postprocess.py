@@ -35,10 +35,13 @@ class Detections(NamedTuple):
 
 
 def postprocess(pred: torch.Tensor, anchor_based: bool = False, conf: float = VAL_CONF, iou: float = VAL_IOU,
-                max_det: int = MAX_DET, max_nms: int = MAX_NMS, multi_label: bool = True) -> list[Detections]:
+                max_det: int = MAX_DET, max_nms: int = MAX_NMS, multi_label: bool = True, agnostic: bool = False,
+                classes: list[int] | None = None) -> list[Detections]:
     """Per image of the batch, the detections of an eval output (see the module docstring).
 
-    ``multi_label=False`` keeps only the best class of each anchor. Boxes are in the input's pixels.
+    ``multi_label=False`` keeps only the best class of each anchor (what ``ultralytics predict`` does).
+    ``agnostic``: NMS across classes (a box suppresses overlapping boxes of any class). ``classes``: keep only
+    these class indices (before NMS). Boxes are in the input's pixels.
     """
     if not 0.0 <= conf <= 1.0:
         raise ValueError(f"conf must be in [0, 1], got {conf}")
@@ -56,8 +59,11 @@ def postprocess(pred: torch.Tensor, anchor_based: bool = False, conf: float = VA
             scores, cls = cls_scores.max(1)
             anchor = (scores > conf).nonzero(as_tuple=True)[0]
             scores, cls = scores[anchor], cls[anchor]
+        if classes is not None:
+            wanted = torch.isin(cls, torch.as_tensor(classes, dtype=cls.dtype))
+            anchor, scores, cls = anchor[wanted], scores[wanted], cls[wanted]
         boxes = cxcywh_to_xyxy(boxes[anchor])
-        keep = nms(boxes, scores, cls, iou=iou, max_det=max_det, max_candidates=max_nms)
+        keep = nms(boxes, scores, None if agnostic else cls, iou=iou, max_det=max_det, max_candidates=max_nms)
         out.append(Detections(boxes[keep], scores[keep], cls[keep]))
     return out
 

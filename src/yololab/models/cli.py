@@ -13,7 +13,7 @@ from yololab._cli_group import (FORMATTER, UsageError, add_group, add_overwrite,
 
 DIAGRAM_FORMATS = ("png", "svg", "mmd", "drawio")  # yololab.analysis.diagrams.FORMATS (a test keeps them equal)
 # yololab.analysis.blocks.BLOCKS (a test keeps them equal)
-EXPLAIN_IDEAS = ("dfl",)  # yololab.analysis.explain.IDEAS (a test keeps them equal)
+EXPLAIN_IDEAS = ("dfl", "tal")  # yololab.analysis.explain.IDEAS (a test keeps them equal)
 DIAGRAM_BLOCKS = ("DarknetResidual", "C3", "C2f", "C3k2", "SPP", "SPPF", "C2PSA", "AnchorHead", "DetectHead")
 
 
@@ -80,15 +80,27 @@ def register(subparsers) -> None:
     p.set_defaults(func=_diagram)
 
     p = commands.add_parser(
-        "explain", help="Pictures of the training ideas, computed by running our code: DFL.",
+        "explain", help="Pictures of the training ideas, computed by running our code: DFL, TAL.",
         description="Draw a training idea the architecture notes explain, computed with yololab's own code. "
                     "dfl: one box edge as a distribution over 16 bins (Distribution Focal Loss): 16 logits "
                     "optimised with the DFL loss for a sharp and an ambiguous edge, their expectation computed by "
-                    "yololab.nn.blocks.DFL. Writes OUT/IDEA.{png,svg}.", formatter_class=FORMATTER)
+                    "yololab.nn.blocks.DFL. tal: the Task-Aligned Assigner run on a detector's predictions for one "
+                    "image and its labels: candidate anchor points, alignment scores, the top-k positives per "
+                    "object and the level each object is learned on. Writes OUT/dfl.{png,svg} or OUT/tal.png.",
+        formatter_class=FORMATTER)
     p.add_argument("idea", choices=EXPLAIN_IDEAS, help="what to draw")
     p.add_argument("--out", type=output_dir, default="runs/models/explain",
                    help="folder to write the figure into (created if needed)")
     p.add_argument("--dpi", type=positive_int, default=150, help="resolution of the PNG")
+    tal = p.add_argument_group("tal")
+    tal.add_argument("--model", default="yolov8n", help="anchor-free zoo detector whose predictions are assigned")
+    tal.add_argument("--weights", type=input_file, default=None,
+                     help="weights for --model (any checkpoint build_model reads; default: random initialisation)")
+    tal.add_argument("--image", type=input_file, default=None,
+                     help="the image (default: a synthetic shapes image with its labels)")
+    tal.add_argument("--labels", type=input_file, default=None,
+                     help="its YOLO label file (default: the one beside it in a YOLO layout, images/ -> labels/)")
+    tal.add_argument("--imgsz", type=positive_int, default=640, help="letterboxed input size")
     add_overwrite(p, "the figure")
     p.set_defaults(func=_explain)
 
@@ -184,10 +196,13 @@ def _diagram(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from yololab.analysis.explain import write_explain
+    from yololab.analysis.explain import FORMATS, write_explain
 
-    refuse_to_replace([args.out / f"{args.idea}.{f}" for f in ("png", "svg")], args.overwrite)
-    for path in write_explain(args.idea, args.out, dpi=args.dpi):
+    if args.idea != "tal" and any(getattr(args, k) is not None for k in ("weights", "image", "labels")):
+        raise UsageError("--weights, --image and --labels apply to `explain tal` only")
+    refuse_to_replace([args.out / f"{args.idea}.{f}" for f in FORMATS[args.idea]], args.overwrite)
+    for path in write_explain(args.idea, args.out, dpi=args.dpi, model=args.model, weights=args.weights,
+                              image=args.image, labels=args.labels, imgsz=args.imgsz):
         print(f"wrote {path}")
     return 0
 

@@ -44,12 +44,16 @@ def float32_under_autocast(device: torch.device) -> Iterator[Callable[[torch.Ten
 
 class _GridCache:
     """Anchor grids per feature-map shape(s) and device, built once: every eval call of a head at a given input
-    size needs the same ones. Inference-mode tensors are kept apart (they cannot enter autograd later)."""
+    size needs the same ones. Inference-mode tensors are kept apart (they cannot enter autograd later).
+    While tracing (ONNX export) the grids are always built afresh, so that the graph computes them from the
+    input's shape (an export with dynamic height and width) instead of holding a cached constant."""
 
     def __init__(self):
         self.grids: dict[tuple, object] = {}
 
     def get(self, shapes: tuple, device: torch.device, make: Callable[[tuple, torch.device], object]):
+        if torch.jit.is_tracing():
+            return make(shapes, device)
         key = (shapes, device, torch.is_inference_mode_enabled())
         if key not in self.grids:
             if len(self.grids) >= 16:  # many input sizes (rect batches): keep the cache small

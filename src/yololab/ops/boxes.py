@@ -109,6 +109,17 @@ def box_iou(a: Boxes, b: Boxes) -> Boxes:
                                    torch.from_numpy(np.asarray(b, np.float64))).numpy()
 
 
+def box_ioa(a: Boxes, b: Boxes) -> Boxes:
+    """Pairwise intersection over the area of ``a``'s box: ``(N, 4)``, ``(M, 4)`` -> ``(N, M)``. How much of a
+    detection lies inside a crowd region (the COCO protocol's test for ignoring it)."""
+    a_t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a, np.float64))
+    b_t = b if isinstance(b, torch.Tensor) else torch.from_numpy(np.asarray(b, np.float64))
+    wh = (torch.min(a_t[:, None, 2:], b_t[None, :, 2:]) - torch.max(a_t[:, None, :2], b_t[None, :, :2])).clamp(min=0)
+    area = ((a_t[:, 2] - a_t[:, 0]) * (a_t[:, 3] - a_t[:, 1]))[:, None]
+    ioa = wh.prod(-1) / area.clamp(min=torch.finfo(a_t.dtype).tiny)
+    return ioa if isinstance(a, torch.Tensor) else ioa.numpy()
+
+
 # --- for the training losses (tensors only) ---------------------------------------------------------------
 
 

@@ -1,0 +1,94 @@
+"""``yololab val`` (and, from the training work, ``yololab train``): the detection commands.
+
+Standard library only at the top: each command imports what it runs (see yololab/_cli_group.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from yololab._cli_group import (FORMATTER, input_file, input_path, non_negative_int, output_dir, positive_int,
+                                probability, refuse_to_replace)
+
+COMPARE_NOTE = (
+    "Why the two differ (Ultralytics issues #10326, #13363, #17270): both rank the same detections and match "
+    "them to the boxes the same way, but they integrate each class's precision-recall curve differently. The "
+    "COCO protocol reads the monotone precision envelope as a step function at 101 fixed recall points (the "
+    "precision of the first detection reaching that recall, 0 beyond the last recall reached) and averages "
+    "them; Ultralytics joins the envelope's points with straight lines (from precision 1 at recall 0) and takes "
+    "the trapezoid rule over the same 101 points, which credits the slopes between detections. COCO also keeps "
+    "only the 100 best detections of each image (maxDets=100; Ultralytics all 300), and ignores detections "
+    "lying in crowd / difficult regions, which Ultralytics' labels do not carry (there they count as false "
+    "positives). APs/APm/APl and AR100 exist only in the COCO protocol. (`ultralytics val` itself also matches "
+    "boxes in the letterboxed input's pixels, before they are clipped to the image, so the figure it prints can "
+    "differ a little more.) The COCO number is the one papers report.")
+
+
+def register(subparsers) -> None:
+    _register_val(subparsers)
+
+
+# --------------------------------------------------------------------------------------------- yololab val
+
+def _register_val(subparsers) -> None:
+    p = subparsers.add_parser(
+        "val", help="Score a detector on a dataset split with the COCO protocol.",
+        description="Score any checkpoint build_model reads (yololab, Ultralytics or yolov5 .pt, Darknet .weights) "
+                    "on a split of a YOLO dataset: mAP50-95, mAP50, mAP75, APs/APm/APl and AR100 by the COCO "
+                    "protocol (faster-coco-eval, equal to pycocotools; crowd and VOC difficult regions ignored), "
+                    "precision, recall and F1 at the best-F1 confidence, a per-class table. Writes a run folder "
+                    "with metrics.json, metrics.csv, predictions.json (COCO results), the plots and report.md. "
+                    "Never writes into the dataset.",
+        formatter_class=FORMATTER)
+    p.add_argument("--weights", type=input_file, required=True, help="the checkpoint to score")
+    p.add_argument("--data", type=input_path, required=True, help="the dataset's data.yaml, or its folder")
+    p.add_argument("--model", default=None,
+                   help="zoo model name, if it cannot be told from the weights (default: from the weights)")
+    p.add_argument("--split", default="val", help="the split to score")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="longest image side, a multiple of the stride")
+    p.add_argument("--batch", type=positive_int, default=32, help="images per batch")
+    p.add_argument("--conf", type=probability, default=0.001, help="confidence threshold of the detections")
+    p.add_argument("--iou", type=probability, default=0.7, help="IoU threshold of the NMS")
+    p.add_argument("--max-det", type=positive_int, default=300, help="detections kept per image")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or N")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="data loader processes (0: in-process)")
+    p.add_argument("--project", type=output_dir, default=Path("runs/val"), help="folder of the run folders")
+    p.add_argument("--name", default="val", help="run folder name inside --project")
+    p.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")
+    p.add_argument("--compare-ultralytics", action="store_true",
+                   help="also compute Ultralytics' mAP on the same detections and explain the difference")
+    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
+                   help="PR / F1 curves, confusion matrices, image grids")
+    p.add_argument("--save-json", action=argparse.BooleanOptionalAction, default=True,
+                   help="write predictions.json (COCO results in original-image pixels)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_val)
+
+
+def _val(args: argparse.Namespace) -> int:
+    run_dir = args.project / args.name
+    refuse_to_replace([run_dir], args.exist_ok, flag="--exist-ok")
+    from yololab.detect.report import print_table, write_val_outputs
+    from yololab.detect.val import load_for_val, validate
+
+    model, dataset, device = load_for_val(args.weights, args.data, args.split, args.imgsz, args.batch,
+                                          args.device, args.model, verbose=not args.quiet)
+    result = validate(model, dataset, batch=args.batch, conf=args.conf, iou=args.iou, max_det=args.max_det,
+                      device=device, workers=args.workers, save_dir=run_dir, plots=args.plots,
+                      progress=not args.quiet)
+    compare = None
+    if args.compare_ultralytics:
+        from yololab.detect.metrics import ultralytics_map
+
+        d = result.detections
+        compare = ultralytics_map(d["correct"], d["conf"], d["pred_cls"], d["target_cls"])
+    print_table(result)
+    if compare is not None:
+        print(f"\n{'':>12}{'mAP50-95':>10}{'mAP50':>10}{'mAP75':>10}")
+        for who, m in (("COCO (ours)", result.metrics), ("Ultralytics", compare)):
+            print(f"{who:>12}{m['mAP50-95']:>10.4f}{m['mAP50']:>10.4f}{m['mAP75']:>10.4f}")
+        print("\n" + COMPARE_NOTE)
+    written = write_val_outputs(run_dir, result, vars(args), compare, COMPARE_NOTE, save_json=args.save_json)
+    print(f"\nresults in {run_dir}/ ({', '.join(p.name for p in written)})")
+    return 0
