@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import socket
 import tarfile
 import zipfile
 from pathlib import Path
