@@ -228,6 +228,45 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["video", "predict", "{file}", "{file}", "--out", "{tmp}/x.gif"], "expected a file name ending in .mp4, .avi"),
         (["video", "predict", "{file}", "{file}", "--out", "{old_avi}"], "old.avi exists; pass --overwrite"),
     ],
+    "classify": [
+        (["classify", "synth", "--out", "{tmp}/s", "--train", "0"], "argument --train: expected a positive integer"),
+        (["classify", "synth", "--out", "{file}"], "exists and is a file, expected a folder"),
+        (["classify", "synth", "--out", "{full}"], "full exists; pass --overwrite"),
+        (["classify", "synth", "--out", "{full}", "--overwrite"], "is not an empty folder nor an earlier"),
+        (["classify", "synth", "--out", "{tmp}/s", "--classes", "11"], "--classes must be between 2 and 10, got 11"),
+        (["classify", "download", "cifar10", "--out", "{tmp}/dl", "--retries", "-1"], "expected an integer >= 0"),
+        (["classify", "download", "imagenet", "--out", "{tmp}/dl"], "invalid choice: 'imagenet'"),
+        (["classify", "download", "cifar10", "--out", "{tmp}/dl", "--url-base", "notaurl"], "expected an http://"),
+        (["classify", "train", "--data", "{tmp}/missing"], "missing does not exist"),
+        (["classify", "train", "--data", "{empty}", "--fliplr", "1.5"], "argument --fliplr: expected a number in"),
+        (["classify", "train", "--data", "{empty}", "--model", "resnet19"], "invalid choice: 'resnet19'"),
+        (["classify", "train", "--data", "{empty}", "--epochs", "0"], "epochs"),
+        (["classify", "train", "--data", "{empty}", "--mixup", "-1", "--project", "{tmp}/r"],
+         "--mixup and --cutmix are Beta(alpha, alpha) parameters"),
+        (["classify", "train", "--data", "{empty}", "--project", "{tmp}", "--name", "full"],
+         "full exists; pass --exist-ok"),
+        (["classify", "train", "--project", "{tmp}/r"], "--data is required"),
+        (["classify", "train", "--data", "{empty}", "--project", "{tmp}/r", "--device", "cpu"],
+         "empty: no train/ folder"),
+        (["classify", "val", "--weights", "{tmp}/missing.pt"], "missing.pt does not exist"),
+        (["classify", "val", "--weights", "{file}", "--out", "{full}"], "full exists; pass --overwrite"),
+        (["classify", "val", "--weights", "{file}", "--out", "{tmp}/v"], "file.txt"),
+        (["classify", "predict", "--weights", "{file}", "--source", "{tmp}/none.jpg"], "none.jpg does not exist"),
+        (["classify", "predict", "--weights", "{file}", "--source", "{file}", "--topk", "0"],
+         "argument --topk: expected a positive integer"),
+        (["classify", "compare", "{empty}"], "empty: no eval.json; not a finished"),
+        (["classify", "compare", "{empty}", "--out", "{old_md}"], "old.md exists; pass --overwrite"),
+        (["classify", "compare", "{empty}", "--out", "{tmp}/t.txt"], "expected a file name ending in .md"),
+    ],
+    "cam": [
+        (["cam", "--model", "yolov8n", "--image", "{tmp}/none.jpg"], "none.jpg does not exist"),
+        (["cam", "--model", "yolov8n", "--image", "{file}", "--conf", "2"], "argument --conf: expected a number in"),
+        (["cam", "--image", "{file}", "--out", "{tmp}/c"], "give --weights FILE"),
+        (["cam", "--model", "resnet19", "--image", "{file}", "--out", "{tmp}/c"], "unknown model 'resnet19'"),
+        (["cam", "--model", "resnet18", "--image", "{file}", "--out", "{tmp}/c"], "file.txt"),
+        (["cam", "--model", "yolov8n", "--image", "{old_png}", "--out", "{tmp}"], "old_yolov8n_gradcam.png exists"),
+        (["cam", "--model", "yolov8n", "--image", "{file}", "--method", "scorecam"], "invalid choice: 'scorecam'"),
+    ],
 }
 ROWS = [pytest.param(argv, text, id=" ".join(argv)) for rows in BAD_INPUT.values() for argv, text in rows]
 
@@ -246,14 +285,14 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
                  "old_demo/summary_yolov8n.txt", "old_demo/yolov8n.svg", "old_demo/yolov8n.mmd",
                  "old_demo/yolov8n.drawio", "old_demo/architectures.csv", "old_demo/architectures.md",
                  "old_demo/notes.txt", "old_synth/synth.json", "old_synth/data.yaml", "old.onnx", "old.avi",
-                 "old_vsynth/video-synth.json"):
+                 "old_vsynth/video-synth.json", "old_yolov8n_gradcam.png"):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"an earlier output: {name}\n")
     monkeypatch.chdir(tmp_path)
     values = {"tmp": tmp_path, "file": tmp_path / "file.txt", "empty": tmp_path / "empty", "full": tmp_path / "full",
               "coco8": coco8, "coco8_dir": coco8.parent, "old_csv": tmp_path / "old.csv",
-              "old_json": tmp_path / "old.json", "old_png": tmp_path / "old.png", "old_pt": tmp_path / "old.pt",
+              "old_json": tmp_path / "old.json", "old_md": tmp_path / "old.md", "old_png": tmp_path / "old.png", "old_pt": tmp_path / "old.pt",
               "old_diagrams": tmp_path / "old_diagrams", "old_figures": tmp_path / "old_figures",
               "old_demo": tmp_path / "old_demo", "old_synth": tmp_path / "old_synth", "old_onnx": tmp_path / "old.onnx",
               "old_avi": tmp_path / "old.avi", "old_vsynth": tmp_path / "old_vsynth"}

@@ -30,6 +30,8 @@ GROUPS = {
     "sota": "yololab.study.cli",
     "translate": "yololab.translate.cli",
     "demo": "yololab.demo",
+    "classify": "yololab.classify.cli",
+    "cam": "yololab.analysis.cam_cli",
     "detect": "yololab.detect.cli",
     "deploy": "yololab.deploy.cli",  # predict, export, features, benchmark
     "video": "yololab.video.cli",

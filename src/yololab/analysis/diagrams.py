@@ -433,8 +433,8 @@ def diagram_title(trace: Trace) -> str:
         return trace.title
     m = trace.meta
     kind = ""
-    if m is not None:
-        kind = ", anchor-based" if getattr(m, "anchor_based", False) else ", anchor-free"
+    if m is not None and hasattr(m, "anchor_based"):  # detectors (a classifier's meta has no anchors)
+        kind = ", anchor-based" if m.anchor_based else ", anchor-free"
     return (f"{trace.name}: {fmt_int(trace.params)} parameters, {trace.gflops:.1f} GFLOPs at "
             f"{trace.imgsz}x{trace.imgsz}{kind}")
 

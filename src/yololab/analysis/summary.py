@@ -152,6 +152,7 @@ def trace_model(model: nn.Module, imgsz: int = 640, name: str | None = None) -> 
     if not paths:
         raise ConfigError(f"{type(model).__name__} has no reference_layers: nothing to inspect")
     modules = dict(model.named_modules())
+    groups = getattr(model, "reference_groups", {})  # a model whose module names are not its groups (ResNet)
     missing = [p for p in paths if p not in modules]
     if missing:
         raise ConfigError(f"{type(model).__name__}.reference_layers names modules that do not exist: {missing}")
@@ -192,7 +193,7 @@ def trace_model(model: nn.Module, imgsz: int = 640, name: str | None = None) -> 
                 records[index] = BlockInfo(
                     index=index,
                     path=path,
-                    group=path.split(".")[0] if path.split(".")[0] in GROUPS else "other",
+                    group=groups.get(path) or (path.split(".")[0] if path.split(".")[0] in GROUPS else "other"),
                     type=kind,
                     repeats=repeats,
                     inputs=[find_producer(t) for t in ins],
@@ -239,10 +240,19 @@ def trace_model(model: nn.Module, imgsz: int = 640, name: str | None = None) -> 
     )
 
 
+def _build(name: str, num_classes: int) -> nn.Module:
+    """A zoo detector, or a classifier (with its reference's class count: 1000, or 10 for the CIFAR stem)."""
+    from yololab.classify.registry import CLASSIFIERS, build_classifier
+
+    if name in CLASSIFIERS:
+        return build_classifier(name, num_classes=10 if name.endswith("-cifar") else 1000)
+    return registry.build(name, num_classes=num_classes)  # a bad name: a YololabError naming the valid ones
+
+
 def build_for_inspection(name: str, num_classes: int = 80) -> nn.Module:
     """Build a zoo model on the ``meta`` device: real shapes and parameter counts, no memory, no init time."""
     with torch.device("meta"):
-        return registry.build(name, num_classes=num_classes)  # a bad name: a YololabError naming the valid ones
+        return _build(name, num_classes)
 
 
 def trace_zoo_model(name: str, imgsz: int = 640, num_classes: int = 80) -> Trace:
@@ -251,7 +261,9 @@ def trace_zoo_model(name: str, imgsz: int = 640, num_classes: int = 80) -> Trace
     If the model cannot run on the meta device (some op needs real data), it is built and traced on the
     CPU instead; both give identical shapes, parameters and FLOPs, the CPU only takes longer.
     """
-    return _trace_zoo_model(registry.resolve_name(name), imgsz, num_classes)
+    from yololab.classify.registry import CLASSIFIERS
+
+    return _trace_zoo_model(name if name in CLASSIFIERS else registry.resolve_name(name), imgsz, num_classes)
 
 
 @functools.lru_cache(maxsize=64)  # the demo and tests ask for a model twice
@@ -260,7 +272,7 @@ def _trace_zoo_model(name: str, imgsz: int, num_classes: int) -> Trace:
         model = build_for_inspection(name, num_classes)
         return trace_model(model, imgsz, name=name)
     except (NotImplementedError, RuntimeError):
-        return trace_model(registry.build(name, num_classes=num_classes), imgsz, name=name)
+        return trace_model(_build(name, num_classes), imgsz, name=name)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -288,7 +300,8 @@ def fmt_int(n: int) -> str:
 
 
 def _family_title(family: str) -> str:
-    return {"yolov3": "YOLOv3", "yolov5": "YOLOv5", "yolov8": "YOLOv8", "yolo11": "YOLO11"}.get(family, family)
+    return {"yolov3": "YOLOv3", "yolov5": "YOLOv5", "yolov8": "YOLOv8", "yolo11": "YOLO11",
+            "resnet": "ResNet"}.get(family, family)
 
 
 def _text_table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
@@ -366,9 +379,9 @@ def format_summary(t: Trace) -> str:
     m = t.meta
     title = t.name
     if m is not None:
-        kind = "anchor-based" if getattr(m, "anchor_based", False) else "anchor-free"
+        kind = "" if not hasattr(m, "anchor_based") else ", anchor-based" if m.anchor_based else ", anchor-free"
         title += (f"  ({_family_title(getattr(m, 'family', ''))}, scale {getattr(m, 'scale', '') or '-'}, "
-                  f"{getattr(m, 'num_classes', '?')} classes, {kind})")
+                  f"{getattr(m, 'num_classes', '?')} classes{kind})")
     header = ["idx", "from", "type", "input -> output", "stride", "params", "GFLOPs"]
     rows: list = []
     groups = [g for g in GROUPS + ("other",) if t.group(g)]

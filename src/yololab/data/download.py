@@ -301,6 +301,24 @@ def unpack(archive: Path, into: Path) -> None:
     done.touch()
 
 
+def fetch_and_unpack(files: list[RemoteFile], downloads: Path, into: Path, url_base: str | None = None,
+                     retries: int = 5, progress: bool = True, backoff: float = 1.0) -> None:
+    """Download (resuming) each file into ``downloads``, verify it and unpack it into ``into``.
+
+    ``url_base`` replaces everything before each file name in the URLs (a mirror); the checksums still
+    apply. Complete archives are not downloaded again, unpacked ones not unpacked again.
+    """
+    for remote in files:
+        url = remote.url if not url_base else url_base.rstrip("/") + "/" + remote.filename
+        archive = downloads / remote.filename
+        if not archive.is_file():
+            fetch(url, archive, retries=retries, progress=progress, backoff=backoff)
+            verify(archive, remote)
+        elif not (into / f".{archive.name}.unpacked").exists():
+            verify(archive, remote)
+        unpack(archive, into)
+
+
 def download_dataset(name: str, out: str | Path, url_base: str | None = None, retries: int = 5,
                      progress: bool = True, backoff: float = 1.0) -> Path:
     """Download, verify, unpack and convert dataset ``name`` of :data:`DATASETS`; returns its data.yaml.
@@ -319,16 +337,9 @@ def download_dataset(name: str, out: str | Path, url_base: str | None = None, re
         return target / "data.yaml"
     if target.exists() and any(target.iterdir()):
         raise DataError(f"{target}: exists, is not empty and has no data.yaml; move it away first")
-    downloads, raw = out / "downloads", out / "raw"
-    for remote in source.files:
-        url = remote.url if not url_base else url_base.rstrip("/") + "/" + remote.filename
-        archive = downloads / remote.filename
-        if not archive.is_file():
-            fetch(url, archive, retries=retries, progress=progress, backoff=backoff)
-            verify(archive, remote)
-        elif not (raw / f".{archive.name}.unpacked").exists():
-            verify(archive, remote)
-        unpack(archive, raw)
+    raw = out / "raw"
+    fetch_and_unpack(source.files, out / "downloads", raw, url_base=url_base, retries=retries,
+                     progress=progress, backoff=backoff)
     if target.exists():
         target.rmdir()  # empty
     source.prepare(raw, target)

@@ -153,6 +153,27 @@ def _distractors(rng: np.random.Generator, img: np.ndarray, n: int) -> None:
 # one image
 
 
+def paint_shape(rng: np.random.Generator, img: np.ndarray, contours: list[np.ndarray], centre: np.ndarray,
+                outline_p: float, outline_thick: int, tries: int = 6, min_contrast: int = 120) -> list[np.ndarray]:
+    """Fill the polygon(s) ``contours`` (pixels) in a colour that stands out from the background at
+    ``centre`` (resampled up to ``tries`` times), with an outline in a darker or lighter tone with
+    probability ``outline_p``. Returns the contours in the 1/16-pixel fixed point they were drawn with."""
+    s = img.shape[0]
+    cx, cy = int(np.clip(centre[0], 0, s - 1)), int(np.clip(centre[1], 0, s - 1))
+    under = img[cy, cx].astype(np.int32)
+    for _ in range(tries):
+        colour = np.array(_random_colour(rng))
+        if np.abs(colour - under).sum() > min_contrast:
+            break
+    # polygons in 1/16 pixel fixed point for smooth anti-aliased edges
+    fixed = [np.round(c * 16).astype(np.int32) for c in contours]
+    cv2.fillPoly(img, fixed, tuple(int(v) for v in colour), cv2.LINE_AA, shift=4)
+    if rng.random() < outline_p:
+        edge = np.clip(colour * rng.uniform(0.3, 1.6), 0, 255)
+        cv2.polylines(img, fixed, True, tuple(int(v) for v in edge), outline_thick, cv2.LINE_AA, shift=4)
+    return fixed
+
+
 @dataclass
 class _Object:
     cls: int
@@ -193,20 +214,7 @@ def _render(index: int, seed: int, imgsz: int) -> tuple[np.ndarray, list[str]]:
         pts = np.concatenate(contours)
         box = (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
 
-        # colour: resample a few times until it stands out from the background under the object
-        cx, cy = int(np.clip(centre[0], 0, s - 1)), int(np.clip(centre[1], 0, s - 1))
-        under = img[cy, cx].astype(np.int32)
-        for _ in range(6):
-            colour = np.array(_random_colour(rng))
-            if np.abs(colour - under).sum() > 120:
-                break
-        # polygons in 1/16 pixel fixed point for smooth anti-aliased edges
-        fixed = [np.round(c * 16).astype(np.int32) for c in contours]
-        cv2.fillPoly(img, fixed, tuple(int(v) for v in colour), cv2.LINE_AA, shift=4)
-        if rng.random() < 0.4:  # an outline in a darker or lighter tone
-            edge = np.clip(colour * rng.uniform(0.3, 1.6), 0, 255)
-            thick = max(1, int(r / 12))
-            cv2.polylines(img, fixed, True, tuple(int(v) for v in edge), thick, cv2.LINE_AA, shift=4)
+        fixed = paint_shape(rng, img, contours, centre, outline_p=0.4, outline_thick=max(1, int(r / 12)))
         cv2.fillPoly(ids, fixed, k + 1, cv2.LINE_8, shift=4)
         objects.append(_Object(cls, contours, box))
 

@@ -176,7 +176,10 @@ def _diagram(args: argparse.Namespace) -> int:
 
     if not (args.names or args.block or args.side_by_side):
         raise UsageError("nothing to draw: give model NAME(s), --block BLOCK or --side-by-side BLOCK,BLOCK")
-    names = [resolve_name(n) for n in args.names]  # everything is checked before the first file is written
+    from yololab.classify.registry import CLASSIFIERS
+
+    # everything is checked before the first file is written; the ResNets draw too
+    names = [n if n in CLASSIFIERS else resolve_name(n) for n in args.names]
     refuse_to_replace(diagram_paths(names, args.out, args.formats, args.generations)
                       + block_diagram_paths(args.block, args.out, args.formats, args.side_by_side), args.overwrite)
     formats = ",".join(args.formats)
