@@ -136,3 +136,11 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     direct = [str(p.relative_to(src)) for p in src.rglob("*.py")
               if p.name != "progress.py" and "tqdm" in p.read_text(encoding="utf-8")]
     assert direct == []
+
+
+def test_a_missing_optional_package_is_named_with_its_install_line():
+    """`make demo` installs the runtime only: `export` without onnx says what to install, not "unexpected"."""
+    line = cli.error_line(ModuleNotFoundError("No module named 'onnx'", name="onnx"))
+    assert line == "error: this command needs the package 'onnx', which is not installed: pip install onnx (or: pip " \
+                   "install -e '.[export]')"
+    assert "unexpected" in cli.error_line(ModuleNotFoundError("No module named 'yololab.nope'", name="yololab.nope"))

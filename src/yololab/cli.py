@@ -50,10 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# optional packages a command may need, by module name -> what to install (`make demo` installs the runtime only)
+EXPORT_EXTRA = "(or: pip install -e '.[export]')"
+OPTIONAL_PACKAGES = {"onnx": f"onnx {EXPORT_EXTRA}", "onnxruntime": f"onnxruntime {EXPORT_EXTRA}",
+                     "nncf": f"nncf {EXPORT_EXTRA}", "ultralytics": "ultralytics==8.4.190 --no-deps"}
+
+
 def error_line(e: BaseException) -> str:
     """One line that says what went wrong and, where Python knows it, with which file."""
     if isinstance(e, (YololabError, UsageError)):
         text = str(e)
+    elif isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in OPTIONAL_PACKAGES:
+        name = e.name.split(".")[0]
+        text = f"this command needs the package {name!r}, which is not installed: pip install {OPTIONAL_PACKAGES[name]}"
     elif isinstance(e, OSError) and e.filename is not None:
         files = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
         text = f"{files}: {e.strerror or type(e).__name__}"
