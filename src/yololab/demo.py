@@ -22,7 +22,7 @@ from pathlib import Path
 from yololab._cli_group import FORMATTER, add_overwrite, non_negative_int, output_dir, positive_int, refuse_to_replace
 
 # The training recipe of the demo: sized for about 5-10 minutes on 2 CPU cores (benchmarks/README.md)
-RECIPE = {"epochs": 12, "train_images": 800, "val_images": 200, "train_imgsz": 256, "batch": 16}
+RECIPE = {"epochs": 30, "train_images": 800, "val_images": 200, "train_imgsz": 256, "batch": 16}
 TARGET = 0.6  # COCO mAP50-95 on the shapes validation split
 
 

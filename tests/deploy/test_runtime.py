@@ -160,7 +160,9 @@ def test_auto_follows_cpu_flags_and_runtimes(monkeypatch, yolov8n):
 
 
 def test_cpu_flags_read_from_proc():
-    flags = inference.cpu_flags()
+    from yololab.engine.hardware import cpu_flags
+
+    flags = cpu_flags()
     if Path("/proc/cpuinfo").exists():
         assert "fpu" in flags or "fp" in flags or len(flags) > 5
 

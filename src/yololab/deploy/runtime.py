@@ -76,6 +76,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from yololab.deploy.export import FlatOutputs, export_onnx
+from yololab.engine.hardware import cpu_has_native_bf16
 from yololab.errors import YololabError
 from yololab.nn.heads import AnchorHead, DetectHead
 
@@ -83,29 +84,6 @@ MODES = ("fp32", "fp32-cl", "bf16-cl", "onnx", "openvino", "openvino-bf16")
 
 
 # ------------------------------------------------------------------------------------------------ CPU facts
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The feature flags of this CPU as the kernel reports them (Linux); empty where unknown."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def cpu_has_native_bf16() -> bool:
-    """True where bfloat16 matrix math runs in hardware (AVX512-BF16 or AMX-BF16) and oneDNN is usable.
-
-    Without it PyTorch still computes in bf16, but by emulation, slower than fp32: never worth it.
-    """
-    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-
 
 def best_mode() -> str:
     """The mode ``"auto"`` resolves to on this machine (the rule and its measurements: module docstring)."""
