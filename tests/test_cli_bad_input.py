@@ -202,6 +202,9 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["val", "--weights", "{old_pt}", "--data", "{coco8}", "--device", "cuda:7"], "device=cuda:7"),
         (["val", "--weights", "{old_pt}", "--data", "{coco8}", "--project", "{tmp}", "--name", "old_demo"],
          "old_demo exists; pass --exist-ok"),
+        (["val", "--weights", "{old_onnx}", "--data", "{coco8}"], "old.onnx: ONNX Runtime cannot read it"),
+        (["val", "--weights", "{empty}", "--data", "{coco8}"], "empty: expected one OpenVINO .xml model in the folder"),
+        (["val", "--weights", "{old_onnx}", "--data", "{coco8}", "--device", "cuda"], "runs on the CPU in its own"),
     ],
     "video": [
         (["video", "synth", "--out", "{file}"], "exists and is a file, expected a folder"),

@@ -12,7 +12,7 @@ from yololab.checkpoint.load import build_model, detect_format
 from yololab.checkpoint.native import load_checkpoint, save_checkpoint
 from yololab.checkpoint.reference import read_reference_checkpoint
 from yololab.errors import WeightsError
-from yololab.models.registry import list_models
+from yololab.models.registry import list_models, resolve_name
 
 
 def infer_model(path: str | os.PathLike) -> tuple[str, int | None, dict]:
@@ -40,6 +40,22 @@ def infer_model(path: str | os.PathLike) -> tuple[str, int | None, dict]:
             return name, ref.num_classes, {}
     raise WeightsError(f"{path}: cannot tell which zoo model this {ref.source} checkpoint is (yaml file "
                        f"{ref.yaml_file!r}); pass --model NAME")
+
+
+def model_for_weights(path: str | os.PathLike, model: str | None = None) -> tuple[str, int | None, dict]:
+    """(zoo name, the file's class count or None, builder kwargs) to load a weights file into, with ``model``
+    (a zoo name, any spelling) from the user: it names the model when the file cannot tell (:func:`infer_model`
+    raises; the class count is then unknown), and must agree with the file when it can. What ``yololab val``,
+    ``predict``, ``export`` and ``features`` resolve ``--weights`` / ``--model`` with."""
+    try:
+        name, nc, kwargs = infer_model(path)
+    except WeightsError:
+        if model is None:
+            raise
+        return resolve_name(model), None, {}
+    if model is not None and resolve_name(model) != name:
+        raise WeightsError(f"{path}: holds a {name}, not a {resolve_name(model)}")
+    return name, nc, kwargs
 
 
 def convert_weights(src: str | os.PathLike, dst: str | os.PathLike, model: str | None = None,

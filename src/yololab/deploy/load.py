@@ -3,7 +3,7 @@
 What ``yololab predict`` and ``yololab val`` run, whatever the user hands them:
 
 * a weights file that :func:`yololab.models.build_model` reads (yololab, Ultralytics, yolov5, Darknet; the
-  model is recognised from the file by :func:`yololab.checkpoint.convert.infer_model`), prepared by
+  model is recognised from the file by :func:`yololab.checkpoint.convert.model_for_weights`), prepared by
   :func:`yololab.deploy.runtime.prepare_for_inference` in the requested execution mode (``auto``: the fastest
   within the tolerance of docs/design.md);
 * a zoo model name without weights (random initialisation: for trying the pipeline, not for results);
@@ -151,7 +151,7 @@ def load_detector(weights: str | os.PathLike | None = None, *, model: str | nn.M
 def build_detector(weights: str | os.PathLike | None, model: str | nn.Module | None,
                    num_classes: int | None) -> tuple[nn.Module, list[str], str]:
     """(zoo model with its weights, class names, source) for a weights file and/or a model name or module."""
-    from yololab.checkpoint.convert import infer_model
+    from yololab.checkpoint.convert import model_for_weights
     from yololab.checkpoint.load import build_model, detect_format
     from yololab.models.registry import build, resolve_name
 
@@ -168,14 +168,7 @@ def build_detector(weights: str | os.PathLike | None, model: str | nn.Module | N
         return net, default_names(net.meta.num_classes), "random init"
     path = Path(weights)
     fmt = detect_format(path)
-    try:
-        name, file_nc, kwargs = infer_model(path)
-    except WeightsError:
-        if model is None:
-            raise
-        name, file_nc, kwargs = resolve_name(model), None, {}
-    if model is not None and resolve_name(model) != name:
-        raise WeightsError(f"{path}: holds a {name}, not a {resolve_name(model)}")
+    name, file_nc, kwargs = model_for_weights(path, model)
     nc = num_classes or file_nc or 80
     net = build_model(name, num_classes=nc, weights=path, **kwargs)
     names = checkpoint_names(path, fmt, nc) if file_nc in (None, nc) else default_names(nc)
@@ -229,6 +222,27 @@ def _load_exported(path: Path, kind: str, expect_model: str | None, expect_nc: i
         imgsz=None if meta["dynamic"] else tuple(meta["imgsz"]), batch=None if meta["dynamic"] else meta["batch"],
         runtime="onnxruntime" if kind == "onnx" else "openvino", mode="onnxruntime" if kind == "onnx" else "openvino",
         precision=meta["precision"], source=str(path)))
+
+
+def load_exported_for_val(weights: str | os.PathLike, data: str | os.PathLike, split: str = "val",
+                          imgsz: int = 640, batch: int = 32, model: str | None = None, verbose: bool = True):
+    """(exported detector, validation dataset) for ``yololab val --weights model.onnx`` (or an OpenVINO ``.xml`` /
+    folder): what :func:`yololab.detect.val.load_for_val` gives for weights files. The export must be of
+    ``model`` (when given) with the data's class count (else a :class:`WeightsError` naming the file). A dynamic
+    export is scored in rect batches at ``imgsz``, as PyTorch weights are; a static one at its own square size
+    (every image letterboxed to it; a non-square static export is refused), whatever ``imgsz`` says."""
+    from yololab.detect.val import val_config, val_dataset
+
+    cfg = val_config(data, split)
+    det = load_detector(weights, model=model, num_classes=cfg.num_classes)
+    meta = det.meta
+    if meta.imgsz is None:
+        return det, val_dataset(cfg, split, imgsz, batch, meta.stride, verbose=verbose, model_name=meta.name)
+    h, w = meta.imgsz
+    if h != w:
+        raise YololabError(f"{weights}: exported for {h}x{w} inputs only; validation letterboxes to a square: "
+                           "export with a square --imgsz, or with --dynamic")
+    return det, val_dataset(cfg, split, h, batch, meta.stride, verbose=verbose, rect=False, model_name=meta.name)
 
 
 class ExportedModel:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from yololab._cli_group import (FORMATTER, input_file, input_path, non_negative_int, output_dir, positive_float,
-                                positive_int, probability, refuse_to_replace)
+from yololab._cli_group import (FORMATTER, UsageError, input_file, input_path, non_negative_int, output_dir,
+                                positive_float, positive_int, probability, refuse_to_replace)
 from yololab.engine.args import add_train_args
 
 COMPARE_NOTE = (
@@ -36,14 +36,16 @@ def register(subparsers) -> None:
 def _register_val(subparsers) -> None:
     p = subparsers.add_parser(
         "val", help="Score a detector on a dataset split with the COCO protocol.",
-        description="Score any checkpoint build_model reads (yololab, Ultralytics or yolov5 .pt, Darknet .weights) "
-                    "on a split of a YOLO dataset: mAP50-95, mAP50, mAP75, APs/APm/APl and AR100 by the COCO "
+        description="Score any checkpoint build_model reads (yololab, Ultralytics or yolov5 .pt, Darknet .weights), "
+                    "or a model `yololab export` wrote (.onnx, OpenVINO .xml or its folder; a static export at its "
+                    "own size), on a split of a YOLO dataset: mAP50-95, mAP50, mAP75, APs/APm/APl and AR100 by the COCO "
                     "protocol (faster-coco-eval, equal to pycocotools; crowd and VOC difficult regions ignored), "
                     "precision, recall and F1 at the best-F1 confidence, a per-class table. Writes a run folder "
                     "with metrics.json, metrics.csv, predictions.json (COCO results), the plots and report.md. "
                     "Never writes into the dataset.",
         formatter_class=FORMATTER)
-    p.add_argument("--weights", type=input_file, required=True, help="the checkpoint to score")
+    p.add_argument("--weights", type=input_path, required=True,
+                   help="the checkpoint to score, or an exported .onnx / OpenVINO .xml (or its folder)")
     p.add_argument("--data", type=input_path, required=True, help="the dataset's data.yaml, or its folder")
     p.add_argument("--model", default=None,
                    help="zoo model name, if it cannot be told from the weights (default: from the weights)")
@@ -71,11 +73,24 @@ def _register_val(subparsers) -> None:
 def _val(args: argparse.Namespace) -> int:
     run_dir = args.project / args.name
     refuse_to_replace([run_dir], args.exist_ok, flag="--exist-ok")
+    from yololab.deploy.load import exported_kind
     from yololab.detect.report import print_table, write_val_outputs
     from yololab.detect.val import load_for_val, validate
 
-    model, dataset, device = load_for_val(args.weights, args.data, args.split, args.imgsz, args.batch,
-                                          args.device, args.model, verbose=not args.quiet)
+    if exported_kind(args.weights) is not None:  # an exported model runs in its own runtime, on the CPU
+        if args.device != "cpu":
+            raise UsageError(f"--device {args.device}: an exported model ({args.weights}) runs on the CPU in its "
+                             "own runtime; --device applies to PyTorch weights")
+        from yololab.deploy.load import load_exported_for_val
+
+        model, dataset = load_exported_for_val(args.weights, args.data, args.split, args.imgsz, args.batch,
+                                               args.model, verbose=not args.quiet)
+        device = "cpu"
+        if model.meta.imgsz is not None and model.meta.imgsz[0] != args.imgsz and not args.quiet:
+            print(f"{args.weights}: a static export for {model.meta.imgsz[0]} px inputs: scored at that size")
+    else:
+        model, dataset, device = load_for_val(args.weights, args.data, args.split, args.imgsz, args.batch,
+                                              args.device, args.model, verbose=not args.quiet)
     result = validate(model, dataset, batch=args.batch, conf=args.conf, iou=args.iou, max_det=args.max_det,
                       device=device, workers=args.workers, save_dir=run_dir, plots=args.plots,
                       progress=not args.quiet)

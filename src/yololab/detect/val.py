@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from yololab.checkpoint.convert import infer_model
+from yololab.checkpoint.convert import model_for_weights
 from yololab.data.dataset import DEFAULT_CACHE_DIR, DetectionDataset, collate_fn, seed_worker
 from yololab.data.yolo import DataConfig, load_data_yaml
 from yololab.detect.evaluate import CocoEval, coco_eval, coco_results, dataset_ground_truth
@@ -61,11 +61,23 @@ class ValResult:
     plots: list[Path] = field(default_factory=list)
 
 
+def val_config(data: str | Path, split: str = "val") -> DataConfig:
+    """The data.yaml, refused (naming it) when it lacks ``split``."""
+    cfg = load_data_yaml(data)
+    if split not in cfg.splits:
+        raise DataError(f"{cfg.yaml_path}: no split '{split}' (has {', '.join(cfg.splits)})")
+    return cfg
+
+
 def val_dataset(data: DataConfig | str | Path, split: str = "val", imgsz: int = 640, batch: int = 32,
-                stride: int = 32, verbose: bool = True) -> DetectionDataset:
+                stride: int = 32, verbose: bool = True, rect: bool = True, model_name: str = "the model"
+                ) -> DetectionDataset:
     """A split prepared as ``ultralytics val`` prepares it: no augmentation, images sorted by aspect ratio into
-    rect batches of ``batch``, each letterboxed to its batch's stride-aligned shape (pad 0.5 stride)."""
-    return DetectionDataset(data, split, imgsz=imgsz, augment=False, rect=True, batch_size=batch, stride=stride,
+    rect batches of ``batch``, each letterboxed to its batch's stride-aligned shape (pad 0.5 stride). With
+    ``rect=False`` every image is letterboxed to ``imgsz`` x ``imgsz`` (what a static export takes)."""
+    if imgsz % stride:
+        raise ConfigError(f"imgsz {imgsz} is not a multiple of {model_name}'s largest stride {stride}")
+    return DetectionDataset(data, split, imgsz=imgsz, augment=False, rect=rect, batch_size=batch, stride=stride,
                             cache_dir=DEFAULT_CACHE_DIR, verbose=verbose)
 
 
@@ -80,13 +92,15 @@ def val_loader(dataset: DetectionDataset, batch: int, workers: int) -> DataLoade
 
 
 @torch.no_grad()
-def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, conf: float = 0.001, iou: float = 0.7,
+def validate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], dataset: DetectionDataset, *, batch: int = 32, conf: float = 0.001, iou: float = 0.7,
              max_det: int = 300, device: str | torch.device = "cpu",
              autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext, workers: int = 0,
              save_dir: str | Path | None = None, plots: bool = False, progress: bool = False,
              names: list[str] | None = None) -> ValResult:
-    """Score ``model`` (a zoo detector on ``device``) on ``dataset`` (built with ``augment=False``, e.g. by
-    :func:`val_dataset`); see the module docstring. ``batch`` is the batch size unless the dataset has rect
+    """Score ``model`` on ``dataset`` (built with ``augment=False``, e.g. by :func:`val_dataset`); see the module
+    docstring. ``model``: a zoo detector on ``device``, or any callable with a ``meta`` holding ``num_classes`` and
+    ``anchor_based`` that maps a float32 ``(B, 3, H, W)`` batch to the zoo's eval output (an exported model that
+    :func:`yololab.deploy.load.load_detector` runs: detect/ knows no runtime, only this interface). ``batch`` is the batch size unless the dataset has rect
     batches of its own, which are kept. ``autocast``: a context manager factory for the forward pass (the
     trainer's, say). With ``plots`` and ``save_dir``, writes the PR / F1 curves, the confusion matrices and the
     first batches' images beside their labels into ``save_dir`` (:mod:`yololab.detect.plots`)."""
@@ -105,8 +119,10 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
     boxes_of = _boxes_by_image(gt)
     drawn = []  # (loader batch, its letterboxed detections) of the first batches, for the plots
 
-    was_training = model.training
-    model.eval()
+    module = model if isinstance(model, nn.Module) else None  # train / eval mode exists for torch modules only
+    was_training = module is not None and module.training
+    if module is not None:
+        module.eval()
     results, stats, seen = [], [], 0
     confusion = ConfusionMatrix(nc)
     times = np.zeros(3)
@@ -130,7 +146,8 @@ def validate(model: nn.Module, dataset: DetectionDataset, *, batch: int = 32, co
             if k < PLOTTED_BATCHES and plots and save_dir is not None:
                 drawn.append((b, dets))
     finally:
-        model.train(was_training)
+        if module is not None:
+            module.train(was_training)
 
     correct, ignored, scores, pred_cls, target_cls = (np.concatenate(x) for x in zip(*stats))  # >= 1 image
     kept = ~ignored
@@ -205,26 +222,15 @@ def load_for_val(weights: str | Path, data: str | Path, split: str = "val", imgs
                  device: str = "cpu", model: str | None = None, verbose: bool = True
                  ) -> tuple[nn.Module, DetectionDataset, torch.device]:
     """(fused model in eval mode on the device, validation dataset with rect batches, device) for scoring ``weights``
-    on ``data``'s ``split``. Refuses, naming the file: a bad data.yaml or split, weights for another class count,
-    an image size that is not a multiple of the model's stride, an unknown device."""
-    cfg = load_data_yaml(data)
-    if split not in cfg.splits:
-        raise DataError(f"{cfg.yaml_path}: no split '{split}' (has {', '.join(cfg.splits)})")
+    on ``data``'s ``split``. Refuses, naming the file: a bad data.yaml or split, weights for another class count
+    or of another model than ``model``, an image size that is not a multiple of the model's stride, an unknown
+    device. (An exported ``.onnx`` / OpenVINO model: :func:`yololab.deploy.load.load_exported_for_val`.)"""
+    cfg = val_config(data, split)
     dev = select_device(device)
-    try:
-        name, file_nc, kwargs = infer_model(weights)
-    except WeightsError:
-        if model is None:
-            raise
-        name, file_nc, kwargs = model, None, {}
-    if model is not None and model != name:
-        name, kwargs = model, {}
+    name, file_nc, kwargs = model_for_weights(weights, model)
     if file_nc is not None and file_nc != cfg.num_classes:
         raise WeightsError(f"{weights}: the weights predict {file_nc} classes, {cfg.yaml_path} has "
                            f"{cfg.num_classes}; score them on a dataset with their classes")
     net = build_model(name, num_classes=cfg.num_classes, weights=weights, **kwargs)
-    stride = max(net.meta.strides)
-    if imgsz % stride:
-        raise ConfigError(f"imgsz {imgsz} is not a multiple of {name}'s largest stride {stride}")
-    dataset = val_dataset(cfg, split, imgsz, batch, stride, verbose=verbose)
+    dataset = val_dataset(cfg, split, imgsz, batch, max(net.meta.strides), verbose=verbose, model_name=name)
     return net.eval().fuse().to(dev), dataset, dev  # BatchNorm folded into the convs, as `ultralytics val` does
