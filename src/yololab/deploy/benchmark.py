@@ -167,22 +167,40 @@ def plot(rows: list[Row], title: str) -> bytes:
     return buf.getvalue()
 
 
-def write_outputs(rows: list[Row], out: Path, title: str) -> list[Path]:
-    """benchmark.csv, benchmark.md, latency_vs_map.png and ours.csv (for ``yololab sota plot --ours``)."""
+NO_MAP_NOTE = ("mAP is empty for random-init weights, where it means nothing (pass --weights and --data to "
+               "measure it); ours.csv then carries the architecture's published COCO mAP beside the latency "
+               "measured here.")
+
+
+def write_outputs(rows: list[Row], out: Path, title: str, published: dict[str, tuple[float, str]] | None = None,
+                  data_name: str = "--data") -> list[Path]:
+    """benchmark.csv, benchmark.md, latency_vs_map.png and ours.csv (for ``yololab sota plot --ours``).
+
+    ours.csv holds one row per benchmark row with the mAP50-95 (in %) measured on ``data_name``, or, for a row
+    without one (random-init weights), the architecture's published COCO val2017 mAP50-95 from ``published``
+    (model -> (value in %, where it comes from)), the note saying which. Every row names this machine."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, FIELDS)
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in asdict(r).items()} for r in rows)
     md = [f"{title}\n", "| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
     md += ["| " + " | ".join(_fmt(getattr(r, f)) for f in FIELDS) + " |" for r in rows]
+    if any(r.map50_95 is None for r in rows):
+        md += ["", NO_MAP_NOTE]
     hardware = machine()
     ours = io.StringIO()
     w = csv.writer(ours)
     w.writerow(["model", "value", "params_M", "speed", "speed_unit", "hardware", "precision", "batch", "note"])
     for r in rows:
+        how = f"yololab benchmark, imgsz {r.imgsz}, image in -> boxes out"
         if r.map50_95 is not None:
-            w.writerow([r.model, round(r.map50_95 * 100, 2), r.params_M, round(r.total_ms, 2), "ms", hardware,
-                        r.mode, 1, f"yololab benchmark, imgsz {r.imgsz}, image in -> boxes out"])
+            value, note = round(r.map50_95 * 100, 2), f"{how}; mAP50-95 measured on {data_name}"
+        elif published and r.model in published:
+            value, where = published[r.model]
+            note = f"{how}, random-init weights; value: the architecture's published COCO mAP50-95 ({where})"
+        else:
+            continue
+        w.writerow([r.model, value, r.params_M, round(r.total_ms, 2), "ms", hardware, r.mode, 1, note])
     return [write_text_atomic(out / "benchmark.csv", buf.getvalue()),
             write_text_atomic(out / "benchmark.md", "\n".join(md) + "\n"),
             write_bytes_atomic(out / "latency_vs_map.png", plot(rows, title)),

@@ -241,8 +241,16 @@ def _benchmark(args: argparse.Namespace) -> int:
                      runs=args.runs, warmup=args.warmup, progress_enabled=not args.quiet)
     from yololab.deploy.benchmark import machine
 
+    published = None
+    if args.weights is None:  # random-init weights: ours.csv pairs the latency with the published COCO mAP
+        from yololab.study.sota import load_sota_table, packaged_table, zoo_accuracy
+
+        table = packaged_table()
+        published = {m: (r.value, f"{Path(table).name} line {r.line}")
+                     for m, r in zoo_accuracy(load_sota_table(table), models, table).items()}
     title = f"yololab benchmark, imgsz {args.imgsz}, {len(images)} photos x {args.runs} runs; {machine()}"
-    for path in write_outputs(rows, args.out, title):
+    data_name = str(args.data) if args.data is not None else "--data"
+    for path in write_outputs(rows, args.out, title, published, data_name):
         print(f"wrote {path}")
     print((args.out / "benchmark.md").read_text())
     return 0

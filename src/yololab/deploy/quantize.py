@@ -12,6 +12,7 @@ benchmarks/README.md ("INT8").
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -58,8 +59,14 @@ def quantize_openvino(ov_model, calibration: Sequence[torch.Tensor], keep_float:
         raise YololabError("--int8 with --format openvino needs NNCF: pip install nncf") from None
     dataset = nncf.Dataset([x.numpy() for x in calibration])
     scope = nncf.IgnoredScope(names=list(keep_float), validate=False)
-    return nncf.quantize(ov_model, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration),
-                         ignored_scope=scope)
+    log = logging.getLogger("nncf")  # NNCF logs a line per node it leaves unquantized at INFO
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        return nncf.quantize(ov_model, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration),
+                             ignored_scope=scope)
+    finally:
+        log.setLevel(level)
 
 
 def quantize_onnx(src: Path, dst: Path, calibration: Sequence[torch.Tensor], keep_float: Sequence[str]) -> Path:
