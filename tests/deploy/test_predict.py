@@ -136,3 +136,26 @@ def test_cli_end_to_end_on_coco8(photos, tmp_path, capsys):
     assert len(list((tmp_path / "cli" / "labels").glob("*.json"))) == 4
     assert cli.main(argv) == 2  # the run folder is there: --exist-ok
     assert "pass --exist-ok" in capsys.readouterr().err
+
+
+def test_per_shape_runtimes_take_minimum_rectangles_up_to_a_cap(monkeypatch):
+    """OpenVINO compiles per input shape and keeps each: a photo alone gets its minimum rectangle (as Ultralytics
+    and the torch modes), the same detections as fp32 on it, until MAX_RECT_SHAPES rectangles are compiled; photos
+    of new shapes then share the square."""
+    import yololab.deploy.predict as predict
+
+    monkeypatch.setattr(predict, "MAX_RECT_SHAPES", 2)
+    from yololab.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("yolov8n", num_classes=3)
+    opts = dict(model=net, imgsz=128, conf=0.0, max_det=5)
+    ov, exact = Predictor(mode="openvino", **opts), Predictor(mode="fp32", **opts)
+    g = np.random.default_rng(0)
+    images = [g.integers(0, 255, shape, dtype=np.uint8) for shape in ((64, 128, 3), (128, 64, 3), (32, 64, 3))]
+    for im in images:  # rectangles 64x128, 128x64, then 64x128 again (already compiled)
+        (a,), (b,) = ov.predict_arrays([im]), exact.predict_arrays([im])
+        assert torch.allclose(a.scores, b.scores, atol=1e-4) and torch.allclose(a.boxes, b.boxes, atol=1e-2)
+    ov.predict_arrays([g.integers(0, 255, (96, 128, 3), dtype=np.uint8)])  # a third rectangle: over the cap
+    assert ov.shapes == {(1, 3, 64, 128), (1, 3, 128, 64), (1, 3, 128, 128)}
+    assert exact.shapes == {(1, 3, 64, 128), (1, 3, 128, 64)}

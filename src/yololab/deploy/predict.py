@@ -11,8 +11,8 @@ weights give the same boxes, scores and classes (tests/deploy/test_predict_parit
 1. read the image (OpenCV / simplejpeg, EXIF orientation applied), BGR uint8;
 2. letterbox: scale the long side to ``imgsz``, pad to the minimum rectangle (a multiple of the stride) when
    the images of a batch share one shape, else to ``imgsz`` x ``imgsz`` (always to the size of a static
-   export, and square in the modes that compile per input shape: OpenVINO, ONNX on the fly); RGB, float32
-   in [0, 1];
+   export; the modes that compile per input shape, OpenVINO and ONNX on the fly, keep each compiled shape, and
+   after :data:`MAX_RECT_SHAPES` rectangles send photos of new shapes to the square); RGB, float32 in [0, 1];
 3. the network, in the execution mode of :func:`yololab.deploy.load.load_detector` (default ``auto``: the
    fastest mode of this machine within the tolerance of docs/design.md; the meta says which);
 4. :func:`yololab.detect.postprocess.postprocess`: best class per anchor above ``conf`` (0.25), per-class NMS
@@ -52,6 +52,7 @@ from yololab.fileio import atomic_path, write_bytes_atomic, write_text_atomic
 # what OpenCV's FFmpeg backend reads (Ultralytics' list)
 VIDEO_SUFFIXES = {".asf", ".avi", ".gif", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".ts", ".webm", ".wmv"}
 CONF, IOU, MAX_DET = 0.25, 0.7, 300  # `ultralytics predict`'s defaults
+MAX_RECT_SHAPES = 8  # runtimes that compile per input shape: rectangles compiled before photos go square
 
 
 # ------------------------------------------------------------------------------------------------ sources
@@ -207,6 +208,15 @@ class Prediction:
         return rows
 
 
+def min_rectangle(shape: tuple[int, int], imgsz: int, stride: int) -> tuple[int, int]:
+    """The (h, w) that :func:`yololab.data.augment.letterbox` pads an ``shape`` image to at ``imgsz`` with
+    ``stride``: the long side ``imgsz``, the short one scaled and padded up to a multiple of ``stride``."""
+    h0, w0 = shape
+    r = imgsz / max(h0, w0)
+    h, w = max(1, int(round(h0 * r))), max(1, int(round(w0 * r)))
+    return h + (imgsz - h) % stride, w + (imgsz - w) % stride
+
+
 class Predictor:
     """A detector with its pre- and post-processing: ``predictor(source) -> list[Prediction]``.
 
@@ -241,6 +251,7 @@ class Predictor:
         self.times = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}  # seconds, summed
         self.seen = 0
         self.shapes: set[tuple[int, ...]] = set()  # network input shapes used
+        self._rects: set[tuple[int, int]] = set()  # minimum rectangles given to a runtime that compiles per shape
 
     @property
     def meta(self):
@@ -252,11 +263,16 @@ class Predictor:
         if self.meta.imgsz is not None:  # a static export takes its own size only
             return self.meta.imgsz, None
         square = (self.imgsz, self.imgsz)
-        # OpenVINO, and ONNX Runtime on an export made on the fly, compile once per input shape (~2 s): one
-        # square shape serves every photo
-        per_shape = self.meta.runtime == "openvino" or self.meta.mode == "onnx"
-        rect = self.rect and not per_shape and len(set(shapes)) == 1
-        return square, self.meta.stride if rect else None
+        if not self.rect or len(set(shapes)) != 1:
+            return square, None
+        # OpenVINO, and ONNX Runtime on an export made on the fly, compile once per input shape (~1-3 s, kept):
+        # the first MAX_RECT_SHAPES rectangles get their own; photos of further shapes share the square
+        if self.meta.runtime == "openvino" or self.meta.mode == "onnx":
+            rect = min_rectangle(shapes[0], self.imgsz, self.meta.stride)
+            if rect not in self._rects and len(self._rects) >= MAX_RECT_SHAPES:
+                return square, None
+            self._rects.add(rect)
+        return square, self.meta.stride
 
     def preprocess(self, images: Sequence[np.ndarray]):
         """BGR images -> (input batch, per image (gain, pad))."""
