@@ -158,6 +158,8 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["export", "--model", "yolov8n", "--imgsz", "100", "--out", "{tmp}/e.onnx"], "must be multiples of yolov8n's"),
         (["export", "--model", "yolov8n", "--imgsz", "64", "64", "64"], "--imgsz takes one or two numbers"),
         (["export", "--model", "yolov8n", "--out", "{tmp}/e.xml"], "an ONNX model is an .onnx file"),
+        (["export", "--model", "yolov8n", "--int8", "--data", "{coco8}", "--out", "{tmp}/e.onnx"],
+         "an OpenVINO model is an .xml file"),  # --int8 defaults to OpenVINO (NNCF), the faster INT8 path
         (["export", "--model", "yolov8n", "--out", "{tmp}/e.txt"], "expected a file name ending in .onnx"),
         (["export", "--model", "yolov8n", "--out", "{old_onnx}"], "old.onnx exists; pass --overwrite"),
         (["export"], "give --weights FILE (or --model NAME"),

@@ -11,6 +11,7 @@ from yololab._cli_group import (FORMATTER, UsageError, add_overwrite, input_path
 
 MODES = ("auto", "fp32", "fp32-cl", "bf16-cl", "onnx", "openvino", "openvino-bf16")  # = runtime.MODES + auto
 EXPORT_FORMATS = ("onnx", "openvino")  # = deploy.export.FORMATS
+INT8_FORMAT = "openvino"  # --int8's default format: NNCF beat ORT's quantizer (benchmarks/README.md, "INT8")
 
 
 def _model_args(p: argparse.ArgumentParser, what: str) -> None:
@@ -91,7 +92,9 @@ def register_export(subparsers) -> None:
                     "Runtime's quantize_static for ONNX); the box decoding stays float.",
         formatter_class=FORMATTER)
     _model_args(p, "the detector to export")
-    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="what to write")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                   help=f"what to write (default: onnx; with --int8 {INT8_FORMAT}, the faster INT8 path as "
+                        "measured by benchmarks/int8.py)")
     p.add_argument("--imgsz", type=positive_int, nargs="+", default=[640],
                    help="input size: one number (square) or height width")
     p.add_argument("--batch", type=positive_int, default=1, help="batch size of the static input")
@@ -130,6 +133,8 @@ def export_paths(args: argparse.Namespace) -> list[Path]:
 def _export(args: argparse.Namespace) -> int:
     if args.weights is None and args.model is None:
         raise UsageError("give --weights FILE (or --model NAME for a random-init model)")
+    if args.format is None:
+        args.format = INT8_FORMAT if args.int8 else "onnx"
     paths = export_paths(args)
     refuse_to_replace(paths, args.overwrite)
     _check_model_args(args)
