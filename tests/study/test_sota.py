@@ -242,7 +242,7 @@ def test_plot_writes_png_and_svg_with_ours_and_left_off_list(tmp_path):
     assert (out / "sota_detection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = (out / "sota_detection.svg").read_text(encoding="utf-8")
     assert "ours: yololab yolo11n (NVIDIA T4 TensorRT)" in svg  # drawn on the params and the speed panel
-    assert "Ours left off the speed axis, not comparable: yololab yolov8n" in svg
+    assert "Ours left off the speed axis, not comparable: yololab yolov8n 95 ms (2-core CPU, FP32" in svg
     assert "Left off the speed axis, not comparable (NVIDIA A100 TensorRT" in svg
     assert "other protocol (COCO / test-dev / box_AP; 1): Co-DINO (ViT-L)" in svg
     assert "Latency of rows given in FPS at batch 1 is drawn as 1000/FPS." in svg

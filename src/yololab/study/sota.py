@@ -655,7 +655,9 @@ def _draw_ours(ax, ours: list[tuple[float, float, OursRow]]) -> list:
     labels = []
     for x, y, o in ours:
         ax.scatter([x], [y], s=70, marker="X", color="black", zorder=6)
-        labels.append((x, y, f"ours: {o.model} ({o.hardware or 'machine not given'})", "black", False))
+        label = (x, y, f"ours: {o.model} ({o.hardware or 'machine not given'})", "black", False)
+        if label not in labels:  # one label for a model's rows of several precisions at one point
+            labels.append(label)
     return labels
 
 
@@ -762,7 +764,7 @@ def _plot_task(rows, task, out_dir: Path, ours, formats, source: str) -> list[Pa
             notes.append(f"Left off the speed axis, throughput not latency ({len(unconverted)}): {_names(unconverted)}.")
         for o in ours:
             if o.speed is not None and (o.speed_group != key or o.latency_ms is None):
-                notes.append(f"Ours left off the speed axis, not comparable: {o.model} "
+                notes.append(f"Ours left off the speed axis, not comparable: {o.model} {o.speed:g} {o.speed_unit} "
                              f"({', '.join(o.speed_group or ())}).")
     else:
         ax_s.text(0.5, 0.5, "no row gives a speed", ha="center", transform=ax_s.transAxes)
