@@ -90,6 +90,7 @@ def main(argv=None) -> None:
         t = sorted(times[name])
         med, p90 = statistics.median(t), t[int(0.9 * (len(t) - 1))]
         print(f"| {name} | {med * 1e3:.1f} | {p90 * 1e3:.1f} | {med / base:.2f}x | {sum(boxes[name].values())} |")
+    print(f"\nnetwork inputs of yololab auto: {', '.join('x'.join(map(str, s[2:])) for s in sorted(auto.shapes))}")
 
 
 if __name__ == "__main__":
