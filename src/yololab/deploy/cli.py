@@ -242,6 +242,9 @@ def _benchmark(args: argparse.Namespace) -> int:
         trace = trace_model(net, imgsz)
         return trace.params, trace.gflops
 
+    import os
+
+    load = os.getloadavg()[0]
     rows = benchmark(models, args.modes, args.imgsz, images, cost, weights=args.weights, data=args.data,
                      runs=args.runs, warmup=args.warmup, progress_enabled=not args.quiet)
     from yololab.deploy.benchmark import machine
@@ -253,7 +256,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         table = packaged_table()
         published = {m: (r.value, f"{Path(table).name} line {r.line}")
                      for m, r in zoo_accuracy(load_sota_table(table), models, table).items()}
-    title = f"yololab benchmark, imgsz {args.imgsz}, {len(images)} photos x {args.runs} runs; {machine()}"
+    title = (f"yololab benchmark, imgsz {args.imgsz}, {len(images)} photos x {args.runs} runs; {machine()}; load "
+             f"average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     data_name = str(args.data) if args.data is not None else "--data"
     for path in write_outputs(rows, args.out, title, published, data_name):
         print(f"wrote {path}")
