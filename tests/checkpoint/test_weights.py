@@ -307,3 +307,21 @@ def test_self_containing_module_tree_is_an_error(tmp_path):
     torch.save({"model": outer}, tmp_path / "loop.pt")
     with pytest.raises(WeightsError, match="loops"):
         standin_state_dict(restricted_load(tmp_path / "loop.pt")["model"])
+
+
+def test_model_for_weights_takes_the_files_model_and_checks_the_users(tmp_path):
+    """What val, predict, export and features resolve --weights / --model with: the file's model, class count and
+    builder options; --model (any spelling) must agree with a file that tells, and names the model of one that
+    cannot be recognised."""
+    from yololab.checkpoint.convert import model_for_weights
+
+    torch.manual_seed(0)
+    save_checkpoint(build_model("yolov3-tiny", num_classes=3), tmp_path / "w.pt")
+    assert model_for_weights(tmp_path / "w.pt") == ("yolov3-tiny", 3, {"style": "darknet"})
+    assert model_for_weights(tmp_path / "w.pt", "YOLOv3-Tiny")[:2] == ("yolov3-tiny", 3)
+    with pytest.raises(WeightsError, match="w.pt: holds a yolov3-tiny, not a yolov8n"):
+        model_for_weights(tmp_path / "w.pt", "yolov8n")
+    (tmp_path / "odd.pt").write_bytes(b"not weights")
+    with pytest.raises(WeightsError, match="not a weights file this tool knows"):
+        model_for_weights(tmp_path / "odd.pt")
+    assert model_for_weights(tmp_path / "odd.pt", "yolov8n") == ("yolov8n", None, {})
