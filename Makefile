@@ -35,7 +35,8 @@ demo: $(RUNTIME)
 	$(BIN)/yololab demo --out runs/demo --overwrite
 
 # regenerate the architecture and block diagrams, the comparison table with its accuracy section and plot, the
-# training-idea figures and the SOTA figures under docs/ from the code (--overwrite: this target is how they change)
+# training-idea figures and the SOTA figures (with our measured rows, docs/benchmarks/ours.csv, written by
+# `yololab benchmark --out docs/benchmarks`) under docs/ from the code (--overwrite: this target is how they change)
 BLOCKS := DarknetResidual C3 C2f C3k2 SPP SPPF C2PSA AnchorHead DetectHead
 docs: $(RUNTIME)
 	$(BIN)/yololab models diagram yolov3 yolov5s yolov8s yolo11s --out docs/diagrams --generations --overwrite
@@ -45,7 +46,7 @@ docs: $(RUNTIME)
 	$(BIN)/yololab models explain tal --image ../shared/data/coco8/images/val/000000000061.jpg \
 		--out docs/diagrams/training --dpi 100 --overwrite
 	$(BIN)/yololab models compare --out docs/architectures.csv --overwrite
-	$(BIN)/yololab sota plot --out docs/figures --overwrite
+	$(BIN)/yololab sota plot --out docs/figures --ours docs/benchmarks/ours.csv --overwrite
 
 diagrams: docs
 
