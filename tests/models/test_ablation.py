@@ -12,6 +12,7 @@ from yololab.errors import YololabError
 from yololab.models import list_models
 from yololab.models.ablation import BLOCKS, HEADS, POOLS, variant_name
 from yololab.models.registry import build, resolve_name
+from yololab.nn import Bottleneck, C3k
 
 
 def n_params(model) -> int:
@@ -47,6 +48,8 @@ def test_blocks_keep_the_width_and_pools_change_only_the_pooling():
         model = build(variant_name(block), num_classes=3).eval()
         shapes[block] = [tuple(f.shape) for f in model.neck(model.backbone(x))]
     assert shapes["c3"] == shapes["c2f"] == shapes["c3k2"]
+    c3k2 = build("ablate-c3k2-sppf-af", num_classes=3)
+    assert [type(c3k2.backbone.stage4.m[0]), type(c3k2.backbone.stage3.m[0])] == [C3k, Bottleneck]  # YOLO11's places
     sppf, spp = build("ablate-c3-sppf-af", num_classes=3).eval(), build("ablate-c3-spp-af", num_classes=3).eval()
     spp.load_state_dict(sppf.state_dict())
     torch.testing.assert_close(spp(x), sppf(x), rtol=0, atol=0)

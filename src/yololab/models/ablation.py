@@ -1,43 +1,47 @@
-"""The ablation family: YOLOv8n's skeleton with one part swapped at a time (``yololab ablate``).
+"""The ablation family: YOLOv8n with one part swapped at a time (``yololab ablate``).
 
-One backbone + neck, laid out and sized exactly as YOLOv8n (:mod:`yololab.models.yolov8`), in which three
-parts are chosen by name, so that a comparison changes one thing only:
+Each variant is YOLOv8n's own backbone and neck (:mod:`yololab.models.yolov8`) in which three parts are chosen
+by name, so that a comparison changes one thing only:
 
-* ``block``: the CSP block of every stage and neck node, at the same input / output width and the same
-  number of inner blocks: ``c3`` (YOLOv5: two 1x1 branches, bottlenecks on one), ``c2f`` (YOLOv8: every
-  bottleneck output concatenated) or ``c3k2`` (YOLO11: a C2f whose inner blocks are narrower bottlenecks, or
-  C3k blocks where YOLO11 puts them: backbone stages 4 and 5 and the last neck node). Residual shortcuts
-  follow YOLOv8 for every block (in the backbone, not in the neck), so only the block differs;
+* ``block``: the CSP block of every backbone stage and neck node, at the same input / output width and the
+  same number of inner blocks as YOLOv8n's C2f there: ``c2f`` (YOLOv8: every bottleneck output concatenated),
+  ``c3`` (YOLOv5: two 1x1 branches, bottlenecks on one) or ``c3k2`` (YOLO11: a C2f with narrower bottlenecks,
+  or C3k blocks where YOLO11 puts them: backbone stages 4 and 5 and the last neck node). The residual
+  shortcuts stay YOLOv8's (in the backbone, not in the neck);
 * ``pool``: the pooling stage after the stride-32 stage: ``sppf`` (three 5x5 max-pools in a row), ``spp``
-  (parallel 5, 9, 13 max-pools: the same values and weights as SPPF, so only the speed may differ) or
-  ``none``;
+  (parallel 5, 9 and 13 max-pools: the same values with the same weights as SPPF, so only the speed may
+  differ) or ``none``;
 * ``head``: ``af``, YOLOv8's anchor-free decoupled DFL head (trained with the TAL loss), or ``ab``, YOLOv5's
-  anchor-based head with its COCO anchors (trained with yolov5's loss, after auto-anchor).
-  :func:`yololab.detect.loss.build_loss` picks the loss from the head, so nothing else changes.
+  anchor-based head with its COCO anchors (yolov5's loss, after auto-anchor). The neck's widths (64, 128,
+  256) are YOLOv5n's too, so this head is exactly yolov5n's. :func:`yololab.detect.loss.build_loss` picks
+  the loss from the head, so nothing else changes.
 
-A variant is named ``ablate-<block>-<pool>-<head>``; ``ablate-c2f-sppf-af`` is YOLOv8n itself (same modules,
-state-dict names and parameter count). The names build through the registry (``yololab train --model
-ablate-c3-sppf-ab``) but are not part of the zoo (``list_models``).
+A variant is named ``ablate-<block>-<pool>-<head>``; ``ablate-c2f-sppf-af`` is YOLOv8n itself (the same
+modules, and from the same seed the same weights). The names build through the registry (``yololab train
+--model ablate-c3-sppf-ab``) but are not part of the zoo (``list_models``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from torch import nn
 
 from yololab.errors import YololabError
+from yololab.models.base import Detector, ModelMeta
 from yololab.models.registry import ABLATION_NAME as NAME, ABLATION_PARTS
-from yololab.models.base import Detector, ModelMeta, scale_depth, scale_width
 from yololab.models.yolov5 import ANCHORS
-from yololab.models.yolov8 import REFERENCE_LAYERS, SCALES, STRIDES
-from yololab.nn import C3, C2f, C3k2, SPP, SPPF, AnchorHead, Concat, Conv, DetectHead, Upsample
+from yololab.models.yolov8 import REFERENCE_LAYERS, STRIDES, build_yolov8
+from yololab.nn import C3, C2f, C3k2, SPP, AnchorHead
 
 BLOCKS, POOLS, HEADS = ABLATION_PARTS.values()
 BLOCK_TITLES = {"c3": "C3", "c2f": "C2f", "c3k2": "C3k2"}
 POOL_TITLES = {"sppf": "SPPF", "spp": "SPP", "none": "no pooling"}
-HEAD_TITLES = {"af": "anchor-free DFL head", "ab": "anchor-based head (YOLOv5)"}
+HEAD_TITLES = {"af": "anchor-free DFL head (YOLOv8)", "ab": "anchor-based head (YOLOv5, 3 anchors per level)"}
+# YOLOv8n's C2f blocks, and where YOLO11 uses C3k inner blocks in its C3k2 (n scale)
+STAGES = ("backbone.stage2", "backbone.stage3", "backbone.stage4", "backbone.stage5",
+          "neck.td4", "neck.out3", "neck.out4", "neck.out5")
+C3K_AT = {"backbone.stage4", "backbone.stage5", "neck.out5"}
 
 
 def variant_name(block: str = "c2f", pool: str = "sppf", head: str = "af") -> str:
@@ -49,107 +53,41 @@ def variant_name(block: str = "c2f", pool: str = "sppf", head: str = "af") -> st
     return name
 
 
-def csp_block(kind: str) -> Callable[..., nn.Module]:
-    """``make(c1, c2, n, shortcut, deep) -> module`` for a block kind; ``deep`` marks YOLO11's C3k positions."""
-    if kind == "c3":
-        return lambda c1, c2, n, shortcut, deep: C3(c1, c2, n, shortcut=shortcut)
-    if kind == "c2f":
-        return lambda c1, c2, n, shortcut, deep: C2f(c1, c2, n, shortcut=shortcut)
-    return lambda c1, c2, n, shortcut, deep: C3k2(c1, c2, n, c3k=deep, shortcut=shortcut)
-
-
-class Backbone(nn.Module):
-    """YOLOv8's backbone (five stride-2 convs, a CSP stage after each but the first) with the chosen block and
-    pooling."""
-
-    def __init__(self, block: str, pool: str, depth: float, width: float, max_channels: int):
-        super().__init__()
-
-        def ch(c: int) -> int:
-            return scale_width(c, width, max_channels)
-
-        def n(k: int) -> int:
-            return scale_depth(k, depth)
-
-        make = csp_block(block)
-        self.stem = Conv(3, ch(64), 3, 2)                                        # 0  P1/2
-        self.down2 = Conv(ch(64), ch(128), 3, 2)                                 # 1  P2/4
-        self.stage2 = make(ch(128), ch(128), n(3), True, False)                  # 2
-        self.down3 = Conv(ch(128), ch(256), 3, 2)                                # 3  P3/8
-        self.stage3 = make(ch(256), ch(256), n(6), True, False)                  # 4
-        self.down4 = Conv(ch(256), ch(512), 3, 2)                                # 5  P4/16
-        self.stage4 = make(ch(512), ch(512), n(6), True, True)                   # 6
-        self.down5 = Conv(ch(512), ch(1024), 3, 2)                               # 7  P5/32
-        self.stage5 = make(ch(1024), ch(1024), n(3), True, True)                 # 8
-        self.sppf = {"sppf": lambda c: SPPF(c, c, 5), "spp": lambda c: SPP(c, c, (5, 9, 13)),
-                     "none": lambda c: nn.Identity()}[pool](ch(1024))            # 9
-        self.out_channels = [ch(256), ch(512), ch(1024)]
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stage2(self.down2(self.stem(x)))
-        p3 = self.stage3(self.down3(x))
-        p4 = self.stage4(self.down4(p3))
-        p5 = self.sppf(self.stage5(self.down5(p4)))
-        return [p3, p4, p5]
-
-
-class Neck(nn.Module):
-    """YOLOv8's PAN-FPN (top-down, then bottom-up) with the chosen block."""
-
-    def __init__(self, block: str, in_channels: list[int], depth: float, width: float, max_channels: int):
-        super().__init__()
-        c3, c4, c5 = in_channels
-
-        def ch(c: int) -> int:
-            return scale_width(c, width, max_channels)
-
-        n = scale_depth(3, depth)
-        make = csp_block(block)
-        self.up1 = Upsample()                                                    # 10
-        self.cat1 = Concat()                                                     # 11
-        self.td4 = make(c5 + c4, ch(512), n, False, False)                       # 12
-        self.up2 = Upsample()                                                    # 13
-        self.cat2 = Concat()                                                     # 14
-        self.out3 = make(ch(512) + c3, ch(256), n, False, False)                 # 15 P3/8 out
-        self.down3 = Conv(ch(256), ch(256), 3, 2)                                # 16
-        self.cat3 = Concat()                                                     # 17
-        self.out4 = make(ch(256) + ch(512), ch(512), n, False, False)            # 18 P4/16 out
-        self.down4 = Conv(ch(512), ch(512), 3, 2)                                # 19
-        self.cat4 = Concat()                                                     # 20
-        self.out5 = make(ch(512) + c5, ch(1024), n, False, True)                 # 21 P5/32 out
-        self.out_channels = [ch(256), ch(512), ch(1024)]
-
-    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        p3, p4, p5 = feats
-        t4 = self.td4(self.cat1([self.up1(p5), p4]))
-        o3 = self.out3(self.cat2([self.up2(t4), p3]))
-        o4 = self.out4(self.cat3([self.down3(o3), t4]))
-        o5 = self.out5(self.cat4([self.down4(o4), p5]))
-        return [o3, o4, o5]
+def csp_block(kind: str) -> Callable[[int, int, int, bool, bool], nn.Module]:
+    """``make(c1, c2, n, shortcut, c3k) -> block`` of a kind; ``c3k`` marks YOLO11's C3k positions (C3k2 only)."""
+    return {"c3": lambda c1, c2, n, shortcut, c3k: C3(c1, c2, n, shortcut=shortcut),
+            "c2f": lambda c1, c2, n, shortcut, c3k: C2f(c1, c2, n, shortcut=shortcut),
+            "c3k2": lambda c1, c2, n, shortcut, c3k: C3k2(c1, c2, n, c3k=c3k, shortcut=shortcut)}[kind]
 
 
 def build_ablation(name: str, num_classes: int = 80) -> Detector:
-    """The variant ``name`` (``ablate-<block>-<pool>-<head>``, module docstring) at YOLOv8n's size."""
+    """The variant ``name`` (``ablate-<block>-<pool>-<head>``, module docstring): YOLOv8n with its parts swapped."""
     m = NAME.fullmatch(str(name))
     if m is None:
         raise YololabError(f"no ablation variant {name!r}: expected ablate-<block>-<pool>-<head> with block one of "
                            f"{', '.join(BLOCKS)}, pool one of {', '.join(POOLS)}, head one of {', '.join(HEADS)}")
     block, pool, head_kind = m.groups()
-    depth, width, max_channels = SCALES["n"]
-    backbone = Backbone(block, pool, depth, width, max_channels)
-    neck = Neck(block, backbone.out_channels, depth, width, max_channels)
-    if head_kind == "af":
-        head = DetectHead(num_classes, neck.out_channels, STRIDES, reg_max=16)
-    else:
-        head = AnchorHead(num_classes, ANCHORS, neck.out_channels, STRIDES, decode="yolov5")
+    net = build_yolov8("n", num_classes)
+    if block != "c2f":
+        make = csp_block(block)
+        for path in STAGES:
+            part, attr = path.split(".")
+            old: C2f = getattr(getattr(net, part), attr)
+            c1, c2, n = old.cv1.conv.in_channels, old.cv2.conv.out_channels, len(old.m)
+            setattr(getattr(net, part), attr, make(c1, c2, n, old.m[0].add, path in C3K_AT))
+    if pool != "sppf":
+        c = net.backbone.sppf.cv2.conv.out_channels
+        net.backbone.sppf = SPP(c, c, (5, 9, 13)) if pool == "spp" else nn.Identity()
+    head = net.head
+    if head_kind == "ab":
+        head = AnchorHead(num_classes, ANCHORS, net.neck.out_channels, STRIDES, decode="yolov5")
     meta = ModelMeta(
         name=name, family="ablation", scale="n", num_classes=num_classes, strides=list(STRIDES),
         anchor_based=head_kind == "ab",
         backbone=f"CSPDarknet ({BLOCK_TITLES[block]}), {POOL_TITLES[pool]}",
         neck=f"PAN-FPN ({BLOCK_TITLES[block]})",
         head=HEAD_TITLES[head_kind],
-        reference="yololab ablation skeleton (YOLOv8n layout and widths)",
-        extra={"block": block, "pool": pool, "head": head_kind, "depth_multiple": depth, "width_multiple": width,
-               "max_channels": max_channels},
+        reference="YOLOv8n (ultralytics 8.4.190 yolov8.yaml) with the parts above swapped",
+        extra={**net.meta.extra, "block": block, "pool": pool, "head": head_kind},
     )
-    return Detector(backbone, neck, head, meta, REFERENCE_LAYERS)
+    return Detector(net.backbone, net.neck, head, meta, REFERENCE_LAYERS)

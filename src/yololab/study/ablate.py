@@ -340,12 +340,14 @@ def table_markdown(summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_png(summary: list[dict], title: str) -> bytes:
+def plot(summary: list[dict], title: str, path: Path) -> Path:
     """mAP50-95 against latency: each seed a faint dot, each variant its mean with bars over its seed range."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from yololab.fileio import atomic_path
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, s in enumerate(summary):
@@ -361,16 +363,16 @@ def plot_png(summary: list[dict], title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
-    return buf.getvalue()
+    return path
 
 
 def write_outputs(cfg: AblationConfig, rows: list[dict], out: Path, data: Path, command: str, wall_s: float,
                   load_before: tuple[float, float, float]) -> list[Path]:
     """results.csv, table.md, map_vs_latency.png and report.md into ``out``."""
-    from yololab.fileio import write_bytes_atomic, write_text_atomic
+    from yololab.fileio import write_text_atomic
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, CSV_FIELDS, extrasaction="ignore")
@@ -402,7 +404,7 @@ def write_outputs(cfg: AblationConfig, rows: list[dict], out: Path, data: Path, 
                f"{r['train_s']:.0f} | `{r['run']}` |" for r in rows]
     return [write_text_atomic(out / "results.csv", buf.getvalue()),
             write_text_atomic(out / "table.md", table),
-            write_bytes_atomic(out / "map_vs_latency.png", plot_png(summary, title)),
+            plot(summary, title, out / "map_vs_latency.png"),
             write_text_atomic(out / "report.md", "\n".join(report) + "\n")]
 
 
