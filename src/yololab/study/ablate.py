@@ -3,9 +3,10 @@
 A config names the data, the budget (image size, epochs, seeds) and the variants. Each variant is the baseline
 model parts (``block``, ``pool``, ``head`` of :mod:`yololab.models.ablation`) and the shared training settings,
 with its own overrides of either. Every variant x seed trains through ``yololab train``'s code
-(:class:`~yololab.detect.task.DetectionTask` on the engine), best.pt is validated (COCO protocol), and
-its CPU latency, parameters and GFLOPs are measured by the ``measure`` function the caller passes (the CLI
-passes ``yololab.deploy``'s fp32 path and ``analysis.summary.trace_model``, which sit on this module's layer).
+(:class:`~yololab.detect.task.DetectionTask` on the engine) and best.pt is validated (COCO protocol). Then
+every best.pt is timed on the CPU, all in one interleaved loop so that every model sees the same load, and its
+parameters and GFLOPs counted, by the ``measure`` function the caller passes (the CLI passes
+``yololab.deploy``'s fp32 path and ``analysis.summary.trace_model``, which sit on this module's layer).
 
 Outputs, in the run folder: ``results.csv`` (one row per variant x seed), ``table.md`` (per variant the mean and
 the spread over seeds, and whether the difference from the baseline, the first variant, exceeds the spread:
@@ -43,7 +44,7 @@ SHAPES_KEYS = ("train", "val")
 RUNNER_OWNED = ("project", "name", "exist_ok", "resume", "epochs", "seed")
 CSV_FIELDS = ("variant", "seed", "model", "mAP50-95", "mAP50", "latency_ms", "params", "gflops", "train_s",
               "epochs", "run")
-Measure = Callable[[object, int], dict]  # (model, imgsz) -> {"latency_ms", "params", "gflops"}
+Measure = Callable[[list, int], list[dict]]  # (models, imgsz) -> per model {"latency_ms", "params", "gflops"}
 
 
 @dataclass
@@ -231,9 +232,8 @@ def prepare_data(cfg: AblationConfig, project: Path, quiet: bool) -> Path:
                         overwrite=marker.is_file())
 
 
-def train_one(variant: Variant, seed: int, cfg: AblationConfig, data: Path, trained: Path, measure: Measure,
-              verbose: bool) -> dict:
-    """Train (or reuse) one variant x seed; returns its results row."""
+def train_one(variant: Variant, seed: int, cfg: AblationConfig, data: Path, trained: Path, verbose: bool) -> dict:
+    """Train (or reuse) one variant x seed; returns its results row (without the latency and cost)."""
     from yololab.detect.task import AUG_KEYS, LOSS_KEYS, DetectionTask
     from yololab.engine import TrainConfig, Trainer
 
@@ -255,11 +255,8 @@ def train_one(variant: Variant, seed: int, cfg: AblationConfig, data: Path, trai
     summary = Trainer(task, tcfg).fit()
     final = getattr(task, "final", None)
     metrics = final.metrics if final is not None else {k.split("/")[-1]: v for k, v in summary["final_metrics"].items()}
-    model = task.trainer.ema.module if task.trainer.ema else task.trainer.net  # best.pt's weights (task.plots)
-    cost = measure(model, cfg.imgsz)
     row = {"variant": variant.name, "seed": seed, "model": variant.model_name,
            "mAP50-95": float(metrics["mAP50-95"]), "mAP50": float(metrics["mAP50"]),
-           "latency_ms": float(cost["latency_ms"]), "params": int(cost["params"]), "gflops": float(cost["gflops"]),
            "train_s": round(float(summary["train_time_s"]), 1), "epochs": int(summary["epochs_done"]),
            "run": str(run)}
     from yololab.fileio import write_text_atomic
@@ -270,8 +267,10 @@ def train_one(variant: Variant, seed: int, cfg: AblationConfig, data: Path, trai
 
 def run_ablation(cfg: AblationConfig, out: Path, measure: Measure, project: Path, quiet: bool = False,
                  command: str = "") -> list[dict]:
-    """Train every variant x seed (reusing finished runs), then write the tables, the plot and report.md into
-    ``out``; returns the result rows."""
+    """Train every variant x seed (reusing finished runs), measure every best.pt, then write the tables, the plot
+    and report.md into ``out``; returns the result rows."""
+    from yololab.checkpoint.load import build_model
+    from yololab.data.yolo import load_data_yaml
     from yololab.progress import progress
 
     t0, load_before = time.perf_counter(), os.getloadavg()
@@ -282,9 +281,13 @@ def run_ablation(cfg: AblationConfig, out: Path, measure: Measure, project: Path
     for variant in cfg.variants:
         for seed in cfg.seeds:
             bar.set_postfix_str(f"{variant.name} seed {seed}")
-            rows.append(train_one(variant, seed, cfg, data, trained, measure, verbose=not quiet))
+            rows.append(train_one(variant, seed, cfg, data, trained, verbose=not quiet))
             bar.update(1)
     bar.close()
+    nc = load_data_yaml(data).num_classes
+    models = [build_model(r["model"], num_classes=nc, weights=Path(r["run"]) / "weights" / "best.pt") for r in rows]
+    for row, cost in zip(rows, measure(models, cfg.imgsz)):
+        row.update(latency_ms=float(cost["latency_ms"]), params=int(cost["params"]), gflops=float(cost["gflops"]))
     write_outputs(cfg, rows, out, data, command, time.perf_counter() - t0, load_before)
     return rows
 
@@ -397,7 +400,7 @@ def write_outputs(cfg: AblationConfig, rows: list[dict], out: Path, data: Path, 
               "Spread = max - min over the seeds. A difference from the baseline *exceeds the spread* when "
               "|mean - baseline mean| > the larger of the two spreads (`yololab.study.ablate.exceeds_spread`). "
               "mAP50-95 and mAP50 are of best.pt on the validation split; latency is the network alone (fused, "
-              "fp32, batch 1, median of timed calls).", "", table, "![mAP against latency](map_vs_latency.png)", "",
+              "fp32, batch 1, median of timed calls, every model timed in turn in one loop after the training).", "", table, "![mAP against latency](map_vs_latency.png)", "",
               "## Runs", "", "| variant | seed | mAP50-95 | mAP50 | latency ms | train s | run folder |",
               "|---|---:|---:|---:|---:|---:|---|"]
     report += [f"| {r['variant']} | {r['seed']} | {r['mAP50-95']:.4f} | {r['mAP50']:.4f} | {r['latency_ms']:.2f} | "

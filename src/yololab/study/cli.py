@@ -143,10 +143,10 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _measure(runs: int):
-    """(model, imgsz) -> latency (fused fp32, batch 1, median ms of ``runs`` calls), parameters and GFLOPs."""
+    """(models, imgsz) -> per model: latency (fused fp32, batch 1, median ms of ``runs`` calls, the models timed
+    in turn so that all see the same load), parameters and GFLOPs."""
 
-    def measure(model, imgsz: int) -> dict:
-        import copy
+    def measure(models: list, imgsz: int) -> list[dict]:
         import statistics
         import time
 
@@ -155,16 +155,17 @@ def _measure(runs: int):
         from yololab.analysis.summary import trace_model
         from yololab.deploy.runtime import prepare_for_inference
 
-        net = prepare_for_inference(model, "fp32")
+        nets = [prepare_for_inference(m, "fp32") for m in models]
         x = torch.rand(1, 3, imgsz, imgsz)
-        for _ in range(3):
-            net(x)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            net(x)
-            times.append((time.perf_counter() - t0) * 1e3)
-        trace = trace_model(copy.deepcopy(model).eval(), imgsz)
-        return {"latency_ms": statistics.median(times), "params": trace.params, "gflops": trace.gflops}
+        times: list[list[float]] = [[] for _ in nets]
+        for i in range(runs + 2):  # two untimed rounds first
+            for net, t in zip(nets, times):
+                t0 = time.perf_counter()
+                net(x)
+                if i >= 2:
+                    t.append((time.perf_counter() - t0) * 1e3)
+        traces = [trace_model(m.eval(), imgsz) for m in models]
+        return [{"latency_ms": statistics.median(t), "params": tr.params, "gflops": tr.gflops}
+                for t, tr in zip(times, traces)]
 
     return measure
