@@ -153,7 +153,7 @@ def load_config(path: str | os.PathLike) -> AblationConfig:
     raw = _check_keys(path, {} if raw is None else raw, TOP_KEYS, "")
     if "variants" not in raw:
         raise ConfigError(f"{path}: missing key 'variants' (a list of variants, each a name and overrides)")
-    shapes = {"train": 320, "val": 160, **_check_keys(path, raw.get("shapes") or {}, SHAPES_KEYS, "shapes")}
+    shapes = {"train": 400, "val": 160, **_check_keys(path, raw.get("shapes") or {}, SHAPES_KEYS, "shapes")}
     for key, value in shapes.items():
         _positive_int(path, value, f"shapes.{key}")
     imgsz = _positive_int(path, raw.get("imgsz", 256), "imgsz")
