@@ -396,7 +396,7 @@ def write_outputs(cfg: AblationConfig, rows: list[dict], out: Path, data: Path, 
               f"- machine: {_machine()}; load average (1, 5, 15 min) before "
               f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}; "
               f"wall time {wall_s:.0f} s, with {sum(bool(r.get('reused')) for r in rows)} of {len(rows)} runs "
-              "reused from earlier ablations (same settings: see the module docstring)", "",
+              "reused (trained earlier with the same settings)", "",
               "Spread = max - min over the seeds. A difference from the baseline *exceeds the spread* when "
               "|mean - baseline mean| > the larger of the two spreads (`yololab.study.ablate.exceeds_spread`). "
               "mAP50-95 and mAP50 are of best.pt on the validation split; latency is the network alone (fused, "
