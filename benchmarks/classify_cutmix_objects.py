@@ -8,7 +8,7 @@ that differ from the same samples collated without mixing) and each object's box
 and flip (the sample's transform replayed from its (seed, epoch, index) seed with the box attached), and prints:
 
 * the pasted area (the partner's label weight) and the share of the own object it covers;
-* how often the patch cuts out most of the own object, or carries in most of the partner's object;
+* how often the patch cuts out most of the own object, and how often it also carries in most of the partner's;
 * how often the label's dominant class is not the class whose object is more visible (pairs of different
   classes), and the mean gap between a class's label weight and its object's visible share.
 
@@ -95,7 +95,8 @@ def measure(data: str, epochs: int, batch: int, alpha: float, seed: int) -> dict
         "own object covered (mean)": own_cov.mean(),
         "own object >= 50 % cut out": (own_cov >= 0.5).mean(),
         "own object >= 90 % cut out": (own_cov >= 0.9).mean(),
-        "partner object >= 50 % carried in": (partner_in >= 0.5).mean(),
+        "own object >= 50 % cut out and the partner's >= 50 % carried in": ((own_cov >= 0.5) & (partner_in >= 0.5))
+        .mean(),
         "label's dominant class is the less visible object (different classes)":
             (label_says_own != objects_say_own)[diff].mean(),
         "gap between the own label weight and the own object's share of the visible objects (mean, "
