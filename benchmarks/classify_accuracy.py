@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0, help="training-time budget per run (the engine's time)")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the cosine schedule")
     p.add_argument("--width", type=int, default=64, help="ResNet width (64: the paper's ResNet-18)")
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr0", type=float, default=0.1)
     p.add_argument("--scheduler", default="onecycle", help="the engine's LR schedule")
     p.add_argument("--workers", type=int, default=0)
