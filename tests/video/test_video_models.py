@@ -34,6 +34,40 @@ def test_3d_resnets_equal_torchvision(name, reference, params, tmp_path):
         assert torch.equal(ours(x), ref(x))
 
 
+@pytest.mark.parametrize("kernel, padding", [((3, 1, 1), (1, 0, 0)), (3, 1)])
+def test_conv3d_bf16_weight_gradient_on_two_frames(kernel, padding):
+    """The 2-frame calls whose CPU bf16 weight gradient PyTorch gets wrong (inf/NaN) give float32's here."""
+    from yololab.video.models.conv3d import Conv3d
+
+    torch.manual_seed(0)
+    conv = Conv3d(64, 64, kernel, padding=padding, bias=False)
+    x = torch.randn(4, 64, 2, 4, 4)
+    conv(x).sum().backward()
+    reference, conv.weight.grad = conv.weight.grad.clone(), None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    y.float().sum().backward()
+    assert torch.isfinite(conv.weight.grad).all()
+    torch.testing.assert_close(conv.weight.grad, reference, rtol=1e-5, atol=1e-4)
+
+
+def test_r2plus1d_trains_under_bf16_autocast():
+    """R(2+1)D-18 reaches 2 frames at layer 3 for 8-frame clips; with nn.Conv3d its bf16 gradients there were
+    non-finite from the second step (the engine stopped the run at its third batch)."""
+    torch.manual_seed(0)
+    model = build_video_model("r2plus1d_18", 4).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        x, y = torch.randn(2, 3, 8, 16, 16), torch.randint(0, 4, (2,))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = nn.functional.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad()
+        loss.backward()
+        assert torch.isfinite(loss)
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+        optimizer.step()
+
+
 def test_attention_equals_torch_multihead_attention():
     torch.manual_seed(0)
     ours, ref = Attention(32, 4), nn.MultiheadAttention(32, 4, batch_first=True)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from yololab.video.models.conv3d import Conv3d
+
 
 def _conv(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv3d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True)]
+    return [Conv3d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True)]
 
 
 class C3D(nn.Module):

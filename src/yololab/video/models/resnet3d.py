@@ -15,9 +15,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from yololab.video.models.conv3d import Conv3d
+
 
 def conv3x3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Module:
-    return nn.Conv3d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+    return Conv3d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
 
 
 class Conv2Plus1D(nn.Sequential):
@@ -25,10 +27,10 @@ class Conv2Plus1D(nn.Sequential):
 
     def __init__(self, c_in: int, c_out: int, mid: int, stride: int = 1):
         super().__init__(
-            nn.Conv3d(c_in, mid, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
+            Conv3d(c_in, mid, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
             nn.BatchNorm3d(mid),
             nn.ReLU(inplace=True),
-            nn.Conv3d(mid, c_out, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
+            Conv3d(mid, c_out, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
         )
 
 
@@ -47,7 +49,7 @@ class BasicBlock3d(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(nn.Conv3d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm3d(c_out))
+            self.downsample = nn.Sequential(Conv3d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm3d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -63,13 +65,13 @@ class VideoResNet18(nn.Module):
         super().__init__()
         if factorized:  # (2+1)D stem: 1x7x7 spatial conv to 45 channels, then 3x1x1 temporal conv
             self.stem = nn.Sequential(
-                nn.Conv3d(3, 45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
+                Conv3d(3, 45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
                 nn.BatchNorm3d(45), nn.ReLU(inplace=True),
-                nn.Conv3d(45, 64, (3, 1, 1), padding=(1, 0, 0), bias=False),
+                Conv3d(45, 64, (3, 1, 1), padding=(1, 0, 0), bias=False),
                 nn.BatchNorm3d(64), nn.ReLU(inplace=True))
         else:
             self.stem = nn.Sequential(
-                nn.Conv3d(3, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+                Conv3d(3, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
                 nn.BatchNorm3d(64), nn.ReLU(inplace=True))
         widths, c = (64, 128, 256, 512), 64
         for i, w in enumerate(widths, 1):
