@@ -4,7 +4,10 @@ trained model (goal >= 90 %).
 
 It runs exactly what a user runs: ``yololab classify synth`` then ``yololab classify train`` (the engine with
 bf16 autocast and channels-last where the CPU has them) with the engine's ``time`` limit set to the budget, so
-a run that is too slow stops at the budget and its accuracy is what it reached by then. The table gives, per
+a run that is too slow stops at the budget and its accuracy is what it reached by then. The schedule is
+one-cycle by default: in a 6-epoch probe (width 16, 4 000 images, SGD lr 0.1, batch 64) it reached top-1 0.64
+where the recipes' cosine without warmup reached 0.43, which sits near chance for the first epochs. The loader
+runs in the training process (``--workers 0``), so both cores compute. The table gives, per
 seed, the epochs done, the training minutes, top-1 / top-5 of best.pt on the validation split and the pointing
 game of Grad-CAM on ``layer4`` (eval.json of the run folder). Run it alone on the machine:
 
@@ -39,9 +42,10 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0, help="training-time budget per run (the engine's time)")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the cosine schedule")
     p.add_argument("--width", type=int, default=64, help="ResNet width (64: the paper's ResNet-18)")
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr0", type=float, default=0.1)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--scheduler", default="onecycle", help="the engine's LR schedule")
+    p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--keep", help="keep the run folders here (default: a temporary folder)")
     args = p.parse_args()
@@ -62,7 +66,8 @@ def main() -> None:
             name = f"resnet18-s{seed}"
             rc = yololab(["classify", "train", "--data", data, "--project", str(root), "--name", name,
                           "--exist-ok", "--width", str(args.width), "--epochs", str(args.epochs),
-                          "--batch", str(args.batch), "--lr0", str(args.lr0), "--workers", str(args.workers),
+                          "--batch", str(args.batch), "--lr0", str(args.lr0), "--scheduler", args.scheduler,
+                          "--workers", str(args.workers),
                           "--seed", str(seed), "--label-smoothing", "0.1", "--device", "cpu",
                           "--time", str(args.minutes / 60)])
             assert rc == 0, f"training {name} failed"
@@ -74,7 +79,8 @@ def main() -> None:
                          ev["top1"], ev["top5"], ev.get("pointing_game", float("nan"))))
             print(f"  seed {seed}: {rows[-1]}  ({uptime()})", flush=True)
     print(f"after: {uptime()}\n")
-    print(f"ResNet-18 (CIFAR stem, width {args.width}), {args.epochs}-epoch cosine schedule, batch {args.batch}, "
+    print(f"ResNet-18 (CIFAR stem, width {args.width}), {args.epochs}-epoch {args.scheduler} schedule, SGD lr0 "
+          f"{args.lr0:g}, batch {args.batch}, "
           f"budget {args.minutes:g} min of training, data {args.data or f'synth {args.train}/{args.val}'}\n")
     print("| seed | epochs done | train min | img/s (last epoch) | val top-1 | val top-5 | pointing game |\n"
           "|---:|---:|---:|---:|---:|---:|---:|")

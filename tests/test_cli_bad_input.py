@@ -8,6 +8,7 @@ enforce both). In ``argv``, ``{name}`` stands for a place of the test folder bui
     {tmp}     the test folder (also the current directory: default outputs land in it, and would be seen)
     {file}    a text file          {empty}  an empty folder     {full}  a folder holding a user's file
     {coco8}   ../shared/data/coco8/coco8.yaml (read only)        {coco8_dir}  its folder
+    {ablation}  an ablation config with an unknown key
     {old_*}   outputs of an earlier run that must not be replaced without --overwrite
 """
 
@@ -102,6 +103,13 @@ BAD_INPUT: dict[str, list[tuple[list[str], str]]] = {
         (["sota", "plot", "--out", "{old_figures}", "--tasks", "detection"], "sota_detection.png exists"),
         (["sota", "plot", "--ours", "{tmp}/ours.csv"], "ours.csv does not exist"),
         (["sota", "plot", "--tasks", "cooking"], "invalid choice: 'cooking'"),
+        (["ablate", "--config", "{tmp}/missing.yaml"], "missing.yaml does not exist"),
+        (["ablate", "--config", "{ablation}"], "ablation.yaml: unknown key 'epoch'; did you mean 'epochs'?"),
+        (["ablate", "--config", "{file}"], "file.txt: expected a mapping of key: value, got str"),
+        (["ablate", "--config", "{ablation}", "--epochs", "0"], "argument --epochs: expected a positive integer"),
+        (["ablate", "--config", "{ablation}", "--seeds", "3", "3"], "--seeds 3 3: expected at least 2 different"),
+        (["ablate", "--config", "{ablation}", "--project", "{file}"], "exists and is a file, expected a folder"),
+        (["ablate", "--config", "{ablation}", "--project", "{tmp}", "--name", "full"], "full exists; pass --exist-ok"),
     ],
     "translate": [
         (["translate", "synth", "--out", "{tmp}/c", "--train", "0"], "argument --train: expected a positive integer"),
@@ -279,6 +287,7 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
     (tmp_path / "empty").mkdir()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "mine.txt").write_text("a user's file\n")
+    (tmp_path / "ablation.yaml").write_text("epoch: 3\nvariants: []\n")
     for name in ("old.csv", "old.md", "old.json", "old.png", "old.pt", "old_diagrams/yolov8n.png",
                  "old_diagrams/SPPF.svg", "old_diagrams/dfl.png", "old_diagrams/dfl.svg",
                  "old_figures/sota_detection.png", "old_demo/models.txt", "old_demo/yolov8n.png",
@@ -291,7 +300,7 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
         path.write_text(f"an earlier output: {name}\n")
     monkeypatch.chdir(tmp_path)
     values = {"tmp": tmp_path, "file": tmp_path / "file.txt", "empty": tmp_path / "empty", "full": tmp_path / "full",
-              "coco8": coco8, "coco8_dir": coco8.parent, "old_csv": tmp_path / "old.csv",
+              "coco8": coco8, "coco8_dir": coco8.parent, "ablation": tmp_path / "ablation.yaml", "old_csv": tmp_path / "old.csv",
               "old_json": tmp_path / "old.json", "old_md": tmp_path / "old.md", "old_png": tmp_path / "old.png", "old_pt": tmp_path / "old.pt",
               "old_diagrams": tmp_path / "old_diagrams", "old_figures": tmp_path / "old_figures",
               "old_demo": tmp_path / "old_demo", "old_synth": tmp_path / "old_synth", "old_onnx": tmp_path / "old.onnx",

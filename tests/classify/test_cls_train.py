@@ -97,3 +97,40 @@ def test_bad_input_is_one_line(synth_set, tmp_path, capsys):
     assert train(other, tmp_path, "r5", "--weights", str(tmp_path / "r4" / "weights" / "best.pt")) == 2
     err = capsys.readouterr().err
     assert "a checkpoint for 4 classes" in err and "for 4 classes; this run trains resnet18-cifar on 3 classes" in err
+
+
+def test_loss_on_soft_targets_with_label_smoothing(synth_set):
+    """A mixed batch trains on its soft targets, smoothed: -sum(((1 - e) y + e / K) log softmax) averaged,
+    not on the dominant class."""
+    from yololab.classify.task import ClassifyTask
+    from yololab.engine import TrainConfig
+
+    task = ClassifyTask(TrainConfig(batch=8, seed=0, workers=0), data=str(synth_set), width=8, cutmix=1.0,
+                        label_smoothing=0.1)
+    model = task.build_model()
+    x, y, index = next(iter(task.train_loader(epoch=0)))
+    assert y.ndim == 2
+    loss, _ = task.loss(model, (x, y, index))
+    target = 0.9 * y + 0.1 / 4
+    expected = -(target * torch.log_softmax(model(x).float(), 1)).sum(1).mean()
+    torch.testing.assert_close(loss, expected)
+    hard = torch.nn.functional.cross_entropy(model(x).float(), y.argmax(1), label_smoothing=0.1)
+    assert not torch.isclose(loss, hard)
+
+
+@pytest.mark.parametrize("recipe", ["baseline", "mixup", "cutmix", "warmup"])
+def test_recipes_are_valid_train_settings(recipe):
+    """Every recipe of configs/classify/ reads as `classify train --cfg` settings; CutMix as the paper's CIFAR
+    runs (Beta(1, 1), half of the batches), MixUp Beta(0.2, 0.2), warmup one epoch."""
+    from pathlib import Path
+
+    from yololab.cli import build_parser
+    from yololab.engine.args import config_from_args, parse_args
+
+    path = Path(__file__).parents[2] / "configs" / "classify" / f"{recipe}.yaml"
+    args = parse_args(build_parser(), ["classify", "train", "--data", str(path.parent), "--cfg", str(path)])
+    cfg = config_from_args(args)
+    assert (cfg.optimizer, cfg.lr0, args.label_smoothing) == ("SGD", 0.1, 0.1)
+    expected = {"baseline": (0.0, 0.0, 1.0, 0.0), "mixup": (0.2, 0.0, 1.0, 0.0), "cutmix": (0.0, 1.0, 0.5, 0.0),
+                "warmup": (0.0, 0.0, 1.0, 1.0)}[recipe]
+    assert (args.mixup, args.cutmix, args.mix_prob, cfg.warmup_epochs) == expected

@@ -187,3 +187,33 @@ def test_seeded_augmentation_does_not_depend_on_workers(synth_set):
                 make_loader(ds, 8, shuffle=False, workers=w, collate=mix)] for w in (0, 2)]
     for x, y in zip(*batches):
         torch.testing.assert_close(x, y)
+
+
+def test_cutmix_equals_torchvision_for_the_same_box(synth_set):
+    """The training loader's CutMix batches are torchvision.transforms.v2.CutMix's for the box and lambda
+    they were drawn with: one rectangle pasted from the previous sample of the batch, in (B, C, H, W) float
+    images after normalization, and soft labels weighted by the rectangle's area; validation stays unmixed."""
+    from torchvision.transforms import v2
+
+    from yololab.classify.data import skip_none_collate
+    from yololab.classify.task import ClassifyTask
+    from yololab.engine import TrainConfig
+
+    task = ClassifyTask(TrainConfig(batch=8, seed=2, workers=0), data=str(synth_set), cutmix=1.0)
+    loader = task.train_loader(epoch=1)
+    reference = v2.CutMix(alpha=1.0, num_classes=4)
+    areas = []
+    for x, y, index in loader:
+        plain_x, plain_y, _ = skip_none_collate([loader.dataset[int(i)] for i in index])
+        assert x.shape == plain_x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (8, 4)
+        changed = (x != plain_x).any(1).any(0)
+        ys, xs = torch.nonzero(changed, as_tuple=True)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(ys) else (0, 0, 0, 0)
+        lam = 1 - (box[2] - box[0]) * (box[3] - box[1]) / 32 ** 2
+        params = {"box": box, "lam_adjusted": lam, "labels": plain_y, "batch_size": 8}
+        torch.testing.assert_close(x, reference.transform(plain_x, params), rtol=0, atol=0)
+        torch.testing.assert_close(y, reference.transform(plain_y, params), rtol=0, atol=0)
+        areas.append(1 - lam)
+    assert 0.05 < float(np.mean(areas)) < 0.7  # Beta(1, 1) areas, clipped at the border: about 0.3 on average
+    _, val_y, _ = next(iter(make_loader(task.data.dataset("val"), 8, shuffle=False)))
+    assert val_y.shape == (8,)  # no mixing at validation

@@ -32,7 +32,16 @@ _ENTRIES: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+# The ablation family (models/ablation.py): YOLOv8n's skeleton with a chosen block, pooling and head, one name
+# per combination (``ablate-c3-sppf-ab``). Buildable by name, so `yololab train --model` takes them, but not part
+# of the zoo: list_models and the zoo tables leave them out.
+ABLATION_PARTS = {"block": ("c3", "c2f", "c3k2"), "pool": ("sppf", "spp", "none"), "head": ("af", "ab")}
+ABLATION_NAME = re.compile("ablate-" + "-".join(f"({'|'.join(c)})" for c in ABLATION_PARTS.values()))
+
+
 def _builder(name: str) -> Callable[..., Detector]:
+    if ABLATION_NAME.fullmatch(name):
+        return partial(importlib.import_module("yololab.models.ablation").build_ablation, name)
     module, func, scale = _ENTRIES[name]
     fn = getattr(importlib.import_module(module), func)
     return partial(fn, scale) if scale is not None else fn
@@ -59,7 +68,7 @@ def resolve_name(name: str) -> str:
     YOLO name at all falls back to the closest spelling.
     """
     key = str(name).strip().lower()
-    if key in _ENTRIES:
+    if key in _ENTRIES or ABLATION_NAME.fullmatch(key):
         return key
     families = "; ".join(f"YOLO{'v' if v != '11' else ''}{v}: {', '.join(names)}" for v, names in FAMILIES.items())
     m = re.fullmatch(r"yolo[-_ ]?v?(\d+)(.*)", key)
