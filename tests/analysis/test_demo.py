@@ -48,8 +48,9 @@ def test_demo_trains_validates_and_reports(tmp_path, capsys):
     assert main(argv) == 0
     report = (out / "report.md").read_text()
     for text in ("# yololab demo: yolov8n trained on the synthetic shapes set", "| mAP50-95 |", "## Per class",
-                 "| lr0 |", "## Hardware", "load average", "## Time", "![results](train/results.png)",
-                 "![PR_curve](train/PR_curve.png)", "![confusion_matrix](train/confusion_matrix.png)"):
+                 "| lr0 | 0.002 |", "| nbs | 16 |", "| optimizer | AdamW |", "## Hardware", "load average", "## Time",
+                 "![results](train/results.png)", "![PR_curve](train/PR_curve.png)",
+                 "![confusion_matrix](train/confusion_matrix.png)"):
         assert text in report, text
     for name in ("yolov8n.png", "models.txt", "shapes/data.yaml", "train/weights/best.pt", "train/results.csv"):
         assert (out / name).is_file(), name

@@ -2,6 +2,7 @@
 
 import hashlib
 import math
+import os
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from engine_toys import ToyTask
 from yololab.engine import Task, TrainConfig, Trainer
 from yololab.engine.checkpoint import load_for_resume
 from yololab.engine.data import EpochSampler, epoch_loader
-from yololab.engine.hardware import cpu_has_native_bf16, resolve_amp
+from yololab.engine.hardware import cpu_has_native_bf16, default_workers, resolve_amp
 from yololab.errors import YololabError
 
 
@@ -188,6 +189,23 @@ def test_run_folder(tmp_path):
     # a second run with the same name goes next to it, never over it
     _, again = fit(cfg=config(tmp_path, epochs=1), model="mlp")
     assert again["run_dir"] == tmp_path / "run2"
+
+
+def test_default_workers(tmp_path, monkeypatch):
+    """workers=None: no loader processes on a CPU with <= 2 cores per process (they would take a compute core),
+    else 2; the resolved number is what the run uses and records."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert (default_workers(cpu), default_workers(cuda)) == (0, 2)
+    trainer, summary = fit(cfg=config(tmp_path, workers=None, epochs=1), model="mlp")
+    assert trainer.cfg.workers == 0 == yaml.safe_load((summary["run_dir"] / "args.yaml").read_text())["workers"]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert default_workers(cpu) == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun: 4 processes share the 8 cores
+    assert default_workers(cpu) == 0
+    assert Trainer(ToyTask(config(tmp_path, workers=None)), config(tmp_path, workers=None)).cfg.workers == 0
+    assert Trainer(ToyTask(config(tmp_path, workers=3)), config(tmp_path, workers=3)).cfg.workers == 3
 
 
 def test_limits_patience_and_auto_optimizer(tmp_path):

@@ -137,7 +137,7 @@ AUG_FLAGS = [
     ("mixup", probability, "probability of mixing two mosaics (default: 0.0)"),
     ("close_mosaic", non_negative_int, "turn mosaic and mixup off for the last N epochs (default: 10)"),
 ]
-TRAIN_DEFAULTS = {"epochs": 100, "batch": 16, "nbs": 64, "workers": 2, "optimizer": "auto"}
+TRAIN_DEFAULTS = {"epochs": 100, "batch": 16, "nbs": 64, "optimizer": "auto"}  # workers: the engine's rule
 
 
 def cache_mode(text: str) -> str | None:

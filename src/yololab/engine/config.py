@@ -35,7 +35,9 @@ class TrainConfig:
     nbs: int | None = field(default=None, metadata={
         "help": "nominal batch: gradients are accumulated over round(nbs / (batch * processes)) batches "
                 "before each optimizer step (none: no accumulation)"})
-    workers: int = field(default=2, metadata={"help": "data loader worker processes (per process)"})
+    workers: int | None = field(default=None, metadata={
+        "help": "data loader worker processes per training process (none: 0 on a CPU with at most 2 cores per "
+                "process, where loading in the training process is faster, else 2)"})
     # optimizer
     optimizer: str = field(default="auto", metadata={
         "help": "SGD (Nesterov) | Adam | AdamW | auto (the task's choice from the run length)"})
@@ -99,8 +101,9 @@ class TrainConfig:
             if value is not None and (not isinstance(value, int) or value < (0 if name == "warmup_steps" else 1)):
                 bad(name, "a positive integer or none" if name != "warmup_steps" else "an integer >= 0 or none")
         for name in ("workers", "val_interval", "patience", "save_period", "save_interval_steps", "seed"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                bad(name, "an integer >= 0")
+            value = getattr(self, name)
+            if not (value is None and name == "workers") and (not isinstance(value, int) or value < 0):
+                bad(name, "an integer >= 0" + (" or none" if name == "workers" else ""))
         for name in ("lr0", "lrf", "ema_tau"):
             if not getattr(self, name) > 0:
                 bad(name, "a number > 0")

@@ -40,7 +40,8 @@ import torch
 from yololab.engine import checkpoint, dist, logs
 from yololab.engine.config import TrainConfig
 from yololab.engine.ema import ModelEMA
-from yololab.engine.hardware import cpu_has_native_bf16, cpu_threads, describe, resolve_amp, select_device
+from yololab.engine.hardware import (cpu_has_native_bf16, cpu_threads, default_workers, describe, resolve_amp,
+                                     select_device)
 from yololab.engine.optim import build_optimizer
 from yololab.engine.schedule import Schedule
 from yololab.engine.task import Task
@@ -114,8 +115,10 @@ class Trainer:
         if cfg.resume:
             self.resume_ckpt, self.resume_from = checkpoint.load_for_resume(cfg.resume)
             cfg = self._resumed_config(self.resume_ckpt, cfg)
-        self.cfg = cfg
         self.device = select_device(cfg.device, dist.local_rank())
+        if cfg.workers is None:
+            cfg = dataclasses.replace(cfg, workers=default_workers(self.device))
+        self.cfg = cfg
         threads = cpu_threads(cfg.workers) if self.device.type == "cpu" else None
         if threads is not None:
             torch.set_num_threads(threads)
