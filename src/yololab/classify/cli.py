@@ -28,7 +28,7 @@ AUTO_AUGMENT = ("none", "randaugment", "trivialaugment")
 # the engine's settings where classification wants other defaults than the engine's (a CIFAR recipe)
 TRAIN_DEFAULTS = {"epochs": 30, "batch": 128, "optimizer": "SGD", "lr0": 0.1, "lrf": 0.01, "momentum": 0.9,
                   "weight_decay": 5e-4, "scheduler": "cosine", "warmup_epochs": 0.0, "warmup_bias_lr": 0.0,
-                  "clip_grad": 0.0, "ema": False, "workers": 2}
+                  "clip_grad": 0.0, "ema": False}
 
 
 def _check(condition: bool, message: str) -> None:
