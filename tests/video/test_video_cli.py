@@ -51,3 +51,11 @@ def test_train_resume_eval_predict(tiny_synth, tmp_path, capsys):
         assert c.streams.video[0].frames == 8
     assert main(["video", "predict", str(run / "weights" / "best.pt"), str(video), "--out", str(labelled)]) == 2
 
+
+
+def test_the_control_refuses_motion_frames_in_one_line(tiny_synth, tmp_path, capsys):
+    assert main(["video", "train", "--data", str(tiny_synth), "--model", "frame_avg", "--frame-input", "motion",
+                 "--project", str(tmp_path), "--name", "c"]) != 0
+    err = capsys.readouterr().err
+    assert "--frame-input motion is for cnn_lstm / cnn_gru" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()

@@ -125,8 +125,36 @@ def test_residual_frames_ignore_what_does_not_move():
         assert not torch.allclose(plain(x + still), plain(x), atol=1e-3)
         assert not torch.allclose(lstm(x), lstm(x.flip(1)), atol=1e-5)
         torch.testing.assert_close(avg(x), avg(x.flip(1)), atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="frame_input must be rgb or residual"):
+    with pytest.raises(ValueError, match="frame_input must be one of rgb, residual, motion"):
         build_video_model("cnn_lstm", 4, frame_input="flow")
+
+
+def test_motion_frames_cancel_the_still_background_and_tell_the_direction_in_one_frame(tmp_path, capsys):
+    """frame_input='motion': residual + difference from the previous frame (6 channels). A still background
+    cancels; the first frame's difference is zero; a clip played backwards gives other per-frame features (the
+    difference changes sign), which is why the control refuses the option; resnet18 weights load except conv1."""
+    torch.manual_seed(0)
+    x, still = torch.randn(2, 4, 3, 32, 32), torch.randn(2, 1, 3, 32, 32)
+    lstm = build_video_model("cnn_lstm", 4, frame_input="motion").eval()
+    assert lstm.encoder.conv1.in_channels == 6
+    seen = []
+    hook = lstm.encoder.conv1.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        torch.testing.assert_close(lstm(x + still), lstm(x), atol=1e-4, rtol=1e-4)
+        lstm(x)
+    hook.remove()
+    frames = seen[-1].view(2, 4, 6, 32, 32)
+    torch.testing.assert_close(frames[:, :, :3], x - x.mean(1, keepdim=True))
+    assert frames[:, 0, 3:].abs().max() == 0
+    torch.testing.assert_close(frames[:, 2, 3:], x[:, 2] - x[:, 1])
+    with torch.no_grad():  # per frame, the reversed clip's features differ (a mean over them would see order)
+        f, fr = lstm.frame_features(x), lstm.frame_features(x.flip(1))
+    assert not torch.allclose(f.mean(1), fr.mean(1), atol=1e-4)
+    with pytest.raises(ValueError, match="control must stay blind"):
+        build_video_model("frame_avg", 4, frame_input="motion")
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "resnet18.pth")
+    assert load_pretrained(lstm, tmp_path / "resnet18.pth") == ["conv1.weight"]
+    assert "conv1.weight (another shape: left at initialization)" in capsys.readouterr().out
 
 
 def test_frozen_encoder_stays_frozen_and_resnet18_weights_load(tmp_path):

@@ -74,8 +74,12 @@ def cmd_extract(args) -> int:
 
 
 def _model_options(args) -> dict:
+    from yololab.errors import ConfigError
     from yololab.video.models import OPTIONS
 
+    if args.model == "frame_avg" and args.frame_input == "motion":
+        raise ConfigError("--frame-input motion is for cnn_lstm / cnn_gru: frame differences tell the direction "
+                          "of time, and frame_avg (the control) must stay blind to it; use rgb or residual")
     given = {"hidden": args.hidden, "layers": args.layers, "pool": args.pool, "dropout": args.dropout,
              "freeze_encoder": args.freeze_encoder, "frame_input": args.frame_input, "fc_dim": args.fc_dim, "img_size": args.size,
              "frames": args.clip_len, "patch": args.patch, "dim": args.dim, "depth": args.depth, "heads": args.heads}
@@ -190,8 +194,9 @@ def register(subparsers) -> None:
     g.add_argument("--pool", choices=["last", "mean"], default="last", help="LSTM/GRU output: last step or mean")
     g.add_argument("--dropout", type=probability, default=0.0, help="dropout before the classifier")
     g.add_argument("--freeze-encoder", action="store_true", help="keep the ResNet-18 frame encoder fixed")
-    g.add_argument("--frame-input", choices=["rgb", "residual"], default="rgb",
-                   help="what the ResNet-18 frame encoder sees: the frames, or each minus the clip's mean frame")
+    g.add_argument("--frame-input", choices=["rgb", "residual", "motion"], default="rgb",
+                   help="what the ResNet-18 frame encoder sees: the frames; each minus the clip's mean frame; or "
+                        "(CNN+LSTM/GRU) that residual and the difference from the previous frame, 6 channels")
     g.add_argument("--fc-dim", type=positive_int, default=4096, help="C3D fc6/fc7 width")
     g.add_argument("--patch", type=positive_int, default=8, help="TimeSformer patch size")
     g.add_argument("--dim", type=positive_int, default=128, help="TimeSformer width")

@@ -16,6 +16,14 @@ trail, so where an object is along its path becomes a local pattern a CNN sees i
 ResNet trained from scratch on small frames must learn absolute positions through its padding, which
 takes far more steps (docs/video.md, "Targets"). The control takes the option too and stays blind to
 order either way: a mean over time of per-frame features is the same for a clip played backwards.
+
+``frame_input="motion"`` (CNN+LSTM/GRU only) gives the encoder six channels per frame: the residual above and
+the difference from the previous frame (zero for the first), TSN's RGB-difference input. A difference shows
+where the object arrived and where it left, so the sense of a small turn or step is a local pattern of one
+frame, up to the sign of object minus background, which the residual supplies. The encoder's first
+convolution takes 6 channels (a torchvision ``resnet18`` file leaves it at its initialization, and says
+so). The control refuses it: per-frame differences tell the direction of time, so a mean over them would
+no longer be blind to order.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from __future__ import annotations
 import torch
 import torchvision
 from torch import nn
+
+
+FRAME_INPUTS = ("rgb", "residual", "motion")
 
 
 def resnet18_encoder() -> nn.Module:
@@ -40,11 +51,14 @@ class FrameEncoderModel(nn.Module):
 
     def __init__(self, freeze_encoder: bool = False, frame_input: str = "rgb"):
         super().__init__()
-        if frame_input not in ("rgb", "residual"):
-            raise ValueError(f"frame_input must be rgb or residual, got {frame_input!r}")
+        if frame_input not in FRAME_INPUTS:
+            raise ValueError(f"frame_input must be one of {', '.join(FRAME_INPUTS)}, got {frame_input!r}")
         self.encoder = resnet18_encoder()
+        self.frame_input = frame_input
+        if frame_input == "motion":  # residual + difference: 6 input channels
+            c = self.encoder.conv1
+            self.encoder.conv1 = nn.Conv2d(6, c.out_channels, c.kernel_size, c.stride, c.padding, bias=False)
         self.freeze_encoder = freeze_encoder
-        self.residual = frame_input == "residual"
         if freeze_encoder:
             self.encoder.requires_grad_(False)
 
@@ -56,8 +70,12 @@ class FrameEncoderModel(nn.Module):
 
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
-        if self.residual:
-            x = x - x.mean(1, keepdim=True)
+        if self.frame_input != "rgb":
+            residual = x - x.mean(1, keepdim=True)
+            if self.frame_input == "motion":
+                diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)
+                residual = torch.cat([residual, diff], 2)
+            x = residual
         return self.encoder(x.flatten(0, 1)).view(b, t, -1)
 
 
@@ -86,6 +104,9 @@ class FrameAverage(FrameEncoderModel):
     """The control: ResNet-18 per frame -> mean over time -> linear (order of frames ignored)."""
 
     def __init__(self, num_classes: int, dropout: float = 0.0, freeze_encoder: bool = False, frame_input: str = "rgb"):
+        if frame_input == "motion":
+            raise ValueError("frame_avg (the control) takes frame_input rgb or residual: frame differences tell "
+                             "the direction of time, and the control must stay blind to it")
         super().__init__(freeze_encoder, frame_input)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.feature_dim, num_classes)
