@@ -3,7 +3,8 @@ fp32 eager loop, same model, same data, same recipe, side by side in one run.
 
 Both sides train ResNet-18 (CIFAR stem) on the built-in synthetic set with the same seeded data pipeline
 (``ClassifyTask``'s loader: random crop + flip, drawn from (seed, epoch, index)), the same initial weights,
-SGD with Nesterov momentum, the same per-step cosine schedule and the same number of epochs:
+SGD with Nesterov momentum, the same per-step LR schedule (``--scheduler``: the engine's cosine or one-cycle
+curve, ``yololab.engine.schedule.Schedule.lf``, set by hand in the eager loop) and the same number of epochs:
 
 * **engine**: ``yololab.engine.Trainer`` with ``amp=auto`` (bf16 on a CPU with native bf16) and
   ``channels_last=auto`` (on), exactly what ``yololab classify train`` runs;
@@ -15,12 +16,14 @@ img/s is the training throughput of each epoch (data loading included, validatio
 final validation accuracy, so "accuracy within noise" can be read against the spread between seeds.
 
     flock /work/cpu.lock .venv/bin/python benchmarks/classify_throughput.py --train 4000 --val 1000 --epochs 3
+
+To judge "accuracy within noise" the runs must get far from chance: one-cycle (the schedule of
+``classify_accuracy.py``) does in a few epochs, e.g. ``--scheduler onecycle --epochs 5 --batch 64``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import subprocess
@@ -36,12 +39,13 @@ from yololab.classify.synth import synth_classify
 from yololab.classify.task import ClassifyTask
 from yololab.engine import TrainConfig, Trainer
 from yololab.engine.hardware import cpu_has_native_bf16, cpu_name
+from yololab.engine.schedule import Schedule
 
 
 def recipe(args, seed: int, project: Path, name: str, **over) -> TrainConfig:
     return TrainConfig(project=str(project), name=name, epochs=args.epochs, batch=args.batch, workers=args.workers,
                        optimizer="SGD", lr0=args.lr0, lrf=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True,
-                       scheduler="cosine", warmup_epochs=0.0, warmup_bias_lr=0.0, clip_grad=0.0, ema=False,
+                       scheduler=args.scheduler, warmup_epochs=0.0, warmup_bias_lr=0.0, clip_grad=0.0, ema=False,
                        seed=seed, device="cpu", **over).validate()
 
 
@@ -66,13 +70,14 @@ def run_eager(args, data: Path, seed: int, project: Path) -> tuple[float, float]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay}],
                           lr=cfg.lr0, momentum=cfg.momentum, nesterov=True)
-    steps = len(task.train_loader(0)) * cfg.epochs
+    nb = len(task.train_loader(0))
+    curve = Schedule(cfg.scheduler, cfg.epochs, nb, cfg.lrf)  # warmup is 0 on both sides
     speeds, step = [], 0
     for epoch in range(cfg.epochs):
         model.train()
         t0, seen = time.perf_counter(), 0
         for x, y, _ in task.train_loader(epoch):
-            lr = cfg.lr0 * (cfg.lrf + (1 - cfg.lrf) * 0.5 * (1 + math.cos(math.pi * step / steps)))
+            lr = cfg.lr0 * curve.lf(step)
             for g in opt.param_groups:
                 g["lr"] = lr
             loss = F.cross_entropy(model(x), y)
@@ -86,7 +91,7 @@ def run_eager(args, data: Path, seed: int, project: Path) -> tuple[float, float]
 
 
 def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:
@@ -98,6 +103,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr0", type=float, default=0.1)
+    p.add_argument("--scheduler", default="cosine", choices=["cosine", "onecycle"], help="LR schedule of both sides")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = p.parse_args()
@@ -117,7 +123,7 @@ def main() -> None:
                 print(f"  {side:28s} seed {seed}: {speed:7.1f} img/s  top-1 {top1:.4f}  ({uptime()})", flush=True)
     print(f"after: {uptime()}\n")
     print(f"ResNet-18 (CIFAR stem), {args.epochs} epochs of {args.train if not args.data else 'the'} images, "
-          f"batch {args.batch}, seeds {args.seeds}\n")
+          f"batch {args.batch}, {args.scheduler} LR from {args.lr0}, seeds {args.seeds}\n")
     print("| side | seed | train img/s | val top-1 |\n|---|---:|---:|---:|")
     for side, seed, speed, top1 in rows:
         print(f"| {side} | {seed} | {speed:.1f} | {top1:.4f} |")

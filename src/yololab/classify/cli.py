@@ -140,6 +140,9 @@ def cmd_val(args: argparse.Namespace) -> int:
     write_text_atomic(out / "report.md", md + "\n")
     s = result.summary()
     print("  ".join(f"{k} {v:.4f}" for k, v in s.items()))
+    if result.pointing_by_method:
+        print(f"pointing game on {result.cam_layer}: " + "  ".join(
+            f"{m} {v:.4f}" for m, v in result.pointing_by_method.items()))
     print(f"wrote {out / 'report.md'} and {len(figures)} figures")
     return 0
 

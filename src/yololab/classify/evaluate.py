@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from yololab.classify import plots
-from yololab.classify.cam import CAM, pointing_game
+from yololab.classify.cam import CAM, METHODS, default_layer, pointing_game
 from yololab.classify.data import ClassifyData, as_tensor, fit_size, make_loader
 from yololab.classify.metrics import ClassMetrics, classification_metrics
 from yololab.errors import DataError
@@ -30,8 +30,10 @@ class EvalResult:
     labels: torch.Tensor      # (N,)
     index: torch.Tensor       # (N,) dataset indices (files that failed to load are absent)
     loss: float
-    pointing: float | None = None   # share of hits, where the data has boxes
+    pointing: float | None = None   # share of hits (Grad-CAM), where the data has boxes
     pointing_hits: np.ndarray | None = None
+    pointing_by_method: dict[str, float] | None = None  # every CAM method on the same layer
+    cam_layer: str | None = None
 
     @property
     def probs(self) -> torch.Tensor:
@@ -41,6 +43,14 @@ class EvalResult:
         out = {**self.metrics.summary(), "loss": self.loss}
         if self.pointing is not None:
             out["pointing_game"] = self.pointing
+        return out
+
+    def to_json(self) -> dict:
+        """``summary()`` plus, where boxes are known, the pointing game of every CAM method and its layer."""
+        out = self.summary()
+        if self.pointing_by_method is not None:
+            out["pointing_game_by_method"] = dict(self.pointing_by_method)
+            out["cam_layer"] = self.cam_layer
         return out
 
 
@@ -92,6 +102,13 @@ def cams_for(model: nn.Module, dataset, index: np.ndarray, layer: str | None, me
     return np.concatenate(out) if out else np.zeros((0, 1, 1), np.float32)
 
 
+def pointing_games(model: nn.Module, dataset, index: np.ndarray, boxes: np.ndarray, layer: str | None,
+                   methods=METHODS, batch: int = 128, device="cpu") -> dict[str, np.ndarray]:
+    """Per CAM method, the pointing-game hits (N,) of the dataset items ``index`` (CAM of the predicted class)
+    against their ``boxes`` (N, 4)."""
+    return {m: pointing_game(cams_for(model, dataset, index, layer, m, batch, device), boxes) for m in methods}
+
+
 def display_images(data: ClassifyData, index: np.ndarray) -> np.ndarray:
     """The validation images as (N, S, S, C) uint8, at the model's input size, without augmentation."""
     ds = data.dataset("val")
@@ -118,9 +135,11 @@ def full_evaluation(model: nn.Module, data: ClassifyData, out_dir: Path, batch: 
     conf, pred, labels = conf.numpy(), pred.numpy(), result.labels.numpy()
     boxes = data.val.boxes
     if boxes is not None:
-        cams = cams_for(model, ds, idx, cam_layer, "gradcam", batch=min(batch, 128), device=device)
-        result.pointing_hits = pointing_game(cams, boxes[idx])
+        hits = pointing_games(model, ds, idx, boxes[idx], cam_layer, batch=min(batch, 128), device=device)
+        result.pointing_hits = hits["gradcam"]
         result.pointing = float(result.pointing_hits.mean())
+        result.pointing_by_method = {m: float(h.mean()) for m, h in hits.items()}
+        result.cam_layer = cam_layer or default_layer(model)
     figures = []
     if results_csv is not None and Path(results_csv).is_file():
         figures.append(plots.plot_curves(plots.read_results(results_csv), out_dir / "curves_cls.png", title))
@@ -158,7 +177,11 @@ def report_markdown(result: EvalResult, names: list[str], figures: list[Path], o
              "| " + " | ".join(f"{s[c]:.4f}" for c in cols) + " |", ""]
     if "pointing_game" in s:
         lines += ["Pointing game: share of validation images whose Grad-CAM maximum (for the predicted class) "
-                  "lies inside the object's box.", ""]
+                  "lies inside the object's box."]
+        if result.pointing_by_method:
+            lines += [f"Every CAM method on `{result.cam_layer}`: " + ", ".join(
+                f"{m} {v:.4f}" for m, v in result.pointing_by_method.items()) + "."]
+        lines += [""]
     lines += ["Per class (precision and recall as scikit-learn defines them; macro = plain mean):", "",
               result.metrics.table(names), ""]
     for f in figures:

@@ -138,7 +138,7 @@ class ClassifyTask(Task):
         else:
             self.final = (evaluate(model, self.data.dataset("val"), self.opts.val_batch, self.cfg.workers,
                                    self.device), [])
-        summary = {"weights": weights.name, **self.final[0].summary()}
+        summary = {"weights": weights.name, **self.final[0].to_json()}
         write_text_atomic(run_dir / "eval.json", json.dumps(summary, indent=2) + "\n")
         return self.final[1]
 
