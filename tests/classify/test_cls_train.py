@@ -37,6 +37,8 @@ def test_train_writes_the_run_folder(synth_set, tmp_path, capsys):
     assert "![confusion_matrix](confusion_matrix.png)" in report and "| circle |" in report
     ev = json.loads((run / "eval.json").read_text())
     assert 0 <= ev["top1"] <= 1 and 0 <= ev["pointing_game"] <= 1
+    assert ev["cam_layer"] == "layer4" and set(ev["pointing_game_by_method"]) == {"gradcam", "gradcam++", "eigencam"}
+    assert ev["pointing_game_by_method"]["gradcam"] == ev["pointing_game"]
     out = capsys.readouterr().out
     assert "pointing game" in out
 
@@ -44,6 +46,9 @@ def test_train_writes_the_run_folder(synth_set, tmp_path, capsys):
     assert main(["classify", "val", "--weights", str(run / "weights" / "best.pt"), "--out", str(tmp_path / "val")]) == 0
     val_report = (tmp_path / "val" / "report.md").read_text()
     assert f"{ev['top1']:.4f}" in val_report  # same model, same data: same top-1
+    assert main(["classify", "val", "--weights", str(run / "weights" / "best.pt"), "--cam-layer", "layer3",
+                 "--out", str(tmp_path / "val3")]) == 0
+    assert "pointing game on layer3: gradcam " in capsys.readouterr().out
     img = tmp_path / "one.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
     assert main(["classify", "predict", "--weights", str(run / "weights" / "best.pt"), "--source", str(img),
