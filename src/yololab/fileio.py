@@ -59,3 +59,17 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """UTF-8, newlines written as given (no platform translation)."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def read_yaml(path: str | os.PathLike, error: type[Exception], where: str | None = None):
+    """The YAML document in ``path`` (utf-8, a BOM allowed). A file that is not valid YAML or not UTF-8 raises
+    ``error`` with one line naming ``where`` (default: the path) and what is wrong; an empty file gives None."""
+    import yaml
+
+    where = where or str(path)
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as e:
+        raise error(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise error(f"{where}: not a UTF-8 text file") from None

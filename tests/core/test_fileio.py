@@ -39,3 +39,23 @@ def test_atomic_path_keeps_suffix_for_writers_that_pick_format_from_it(tmp_path)
         with open(tmp, "w") as f:
             f.write("<svg/>")
     assert (tmp_path / "fig.svg").read_text() == "<svg/>"
+
+
+def test_read_yaml_names_the_file_in_one_line(tmp_path):
+    from yololab.errors import ConfigError, DataError
+    from yololab.fileio import read_yaml
+
+    good = tmp_path / "good.yaml"
+    good.write_text("\ufeffa: 1\nb: [x, y]\n", encoding="utf-8")  # a BOM is allowed
+    assert read_yaml(good, ConfigError) == {"a": 1, "b": ["x", "y"]}
+    (tmp_path / "empty.yaml").write_text("")
+    assert read_yaml(tmp_path / "empty.yaml", ConfigError) is None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [images\n")
+    with pytest.raises(DataError, match=r"^data\.yaml here: not valid YAML \(") as e:
+        read_yaml(bad, DataError, "data.yaml here")
+    assert "\n" not in str(e.value)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"^{latin}: not a UTF-8 text file$"):
+        read_yaml(latin, ConfigError)

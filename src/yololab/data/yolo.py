@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from yololab.errors import DataError
+from yololab.fileio import read_yaml
 
 # Suffixes (lower case) that count as images when a folder is searched.
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp"}
@@ -186,12 +186,7 @@ def load_data_yaml(path: str | Path) -> DataConfig:
     where = str(path)
     if not path.is_file():
         raise DataError(f"{where}: data yaml does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as e:
-        raise DataError(f"{where}: not valid YAML: {e}") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{where}: not a UTF-8 text file") from None
+    data = read_yaml(path, DataError, where)
     if not isinstance(data, dict):
         raise DataError(f"{where}: expected a mapping with keys path/train/val/names, "
                         f"got {type(data).__name__}")

@@ -36,6 +36,7 @@ from yololab.engine.config import (
     TrainConfig,
 )
 from yololab.errors import ConfigError
+from yololab.fileio import read_yaml
 
 CHOICES = {"optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "amp": AMP_MODES, "channels_last": CHANNELS_LAST}
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -162,16 +163,9 @@ def _task_converter(action: argparse.Action):
 
 
 def _read_yaml(path: Path) -> dict:
-    import yaml
-
     if not path.is_file():
         raise ConfigError(f"--cfg {path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--cfg {path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"--cfg {path}: not a UTF-8 text file") from None
+    data = read_yaml(path, ConfigError, f"--cfg {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):

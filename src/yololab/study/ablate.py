@@ -32,9 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from yololab.errors import ConfigError
+from yololab.fileio import read_yaml
 from yololab.models.registry import ABLATION_PARTS as MODEL_PARTS
 
 TOP_KEYS = ("description", "data", "shapes", "imgsz", "epochs", "seeds", "model", "train", "variants")
@@ -144,12 +143,7 @@ def _positive_int(path: Path, value, key: str) -> int:
 def load_config(path: str | os.PathLike) -> AblationConfig:
     """Read and check an ablation config; every problem is a :class:`ConfigError` naming the file and key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    raw = read_yaml(path, ConfigError)
     raw = _check_keys(path, {} if raw is None else raw, TOP_KEYS, "")
     if "variants" not in raw:
         raise ConfigError(f"{path}: missing key 'variants' (a list of variants, each a name and overrides)")
